@@ -1,0 +1,232 @@
+//! Readers and writers for TREC run files, TREC qrels and BEIR qrels (tsv with header).
+//!
+//! Readers accept `\r\n` line ends (BEIR zips ship them), gzip-compressed files (`.gz`), blank
+//! lines and `#` comment lines. A malformed line is an error naming the file, the line and the
+//! cause; nothing is skipped silently.
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{CoreError, Result};
+use crate::types::{Qrels, Run, ScoredDoc};
+
+/// Opens a file for buffered reading, decompressing it when its name ends in `.gz`.
+pub fn open_text(path: &Path) -> Result<Box<dyn BufRead>> {
+    let file = File::open(path).map_err(|source| CoreError::Io { path: path.to_path_buf(), source })?;
+    let reader: Box<dyn Read> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 16, reader)))
+}
+
+/// Calls `f(line_number, line)` for every non-blank, non-comment line, with `\r` removed.
+pub fn for_each_line(
+    path: &Path,
+    mut f: impl FnMut(usize, &str) -> Result<()>,
+) -> Result<()> {
+    let mut reader = open_text(path)?;
+    let mut buf = String::new();
+    let mut line_no = 0usize;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_line(&mut buf)
+            .map_err(|e| CoreError::parse(path, line_no + 1, format!("cannot read line: {e}")))?;
+        if n == 0 {
+            return Ok(());
+        }
+        line_no += 1;
+        let line = buf.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        f(line_no, line)?;
+    }
+}
+
+fn parse_grade(path: &Path, line: usize, field: &str) -> Result<i32> {
+    if let Ok(v) = field.parse::<i32>() {
+        return Ok(v);
+    }
+    match field.parse::<f64>() {
+        Ok(v) if v.fract() == 0.0 && v.abs() < i32::MAX as f64 => Ok(v as i32),
+        _ => Err(CoreError::parse(path, line, format!("relevance grade '{field}' is not an integer"))),
+    }
+}
+
+/// Reads relevance judgements in either TREC format (`qid iter docid grade`, whitespace
+/// separated) or BEIR format (`query-id<TAB>corpus-id<TAB>score`, header optional).
+pub fn read_qrels(path: &Path) -> Result<Qrels> {
+    let mut qrels = Qrels::new();
+    let mut first = true;
+    for_each_line(path, |line_no, line| {
+        let fields: Vec<&str> = if line.contains('\t') {
+            line.split('\t').map(str::trim).collect()
+        } else {
+            line.split_whitespace().collect()
+        };
+        let is_first = std::mem::replace(&mut first, false);
+        match fields.as_slice() {
+            [q, d, g] => {
+                if is_first && g.parse::<f64>().is_err() {
+                    return Ok(()); // BEIR header: query-id corpus-id score
+                }
+                qrels.insert(q, d, parse_grade(path, line_no, g)?);
+            }
+            [q, _iter, d, g] => qrels.insert(q, d, parse_grade(path, line_no, g)?),
+            _ => {
+                return Err(CoreError::parse(
+                    path,
+                    line_no,
+                    format!(
+                        "expected 4 fields (qid iter docid grade) or 3 tab-separated fields \
+                         (query-id corpus-id score), found {}",
+                        fields.len()
+                    ),
+                ))
+            }
+        }
+        Ok(())
+    })?;
+    Ok(qrels)
+}
+
+/// A run read from a TREC file, with the run tag of its last column.
+#[derive(Debug, Clone)]
+pub struct RunFile {
+    /// The rankings.
+    pub run: Run,
+    /// The run tag (6th column) of the first line, `""` for an empty file.
+    pub tag: String,
+}
+
+/// Reads a TREC run file: `qid Q0 docid rank score tag`, whitespace separated.
+///
+/// As in trec_eval, the rank column is ignored and a document retrieved twice for one query
+/// is an error.
+pub fn read_run(path: &Path) -> Result<RunFile> {
+    let mut run = Run::new();
+    let mut tag = String::new();
+    let mut seen: HashSet<(String, String)> = HashSet::new();
+    for_each_line(path, |line_no, line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields.len() != 6 {
+            return Err(CoreError::parse(
+                path,
+                line_no,
+                format!("expected 6 fields (qid Q0 docid rank score tag), found {}", fields.len()),
+            ));
+        }
+        let score: f64 = fields[4]
+            .parse()
+            .map_err(|_| CoreError::parse(path, line_no, format!("score '{}' is not a number", fields[4])))?;
+        if !score.is_finite() {
+            return Err(CoreError::parse(path, line_no, format!("score '{}' is not finite", fields[4])));
+        }
+        if !seen.insert((fields[0].to_string(), fields[2].to_string())) {
+            return Err(CoreError::parse(
+                path,
+                line_no,
+                format!("document '{}' appears twice for query '{}'", fields[2], fields[0]),
+            ));
+        }
+        if tag.is_empty() {
+            tag = fields[5].to_string();
+        }
+        run.by_query
+            .entry(fields[0].to_string())
+            .or_default()
+            .push(ScoredDoc { doc_id: fields[2].to_string(), score });
+        Ok(())
+    })?;
+    Ok(RunFile { run, tag })
+}
+
+/// Writes `contents` to `path` through a temporary file in the same folder and a rename, so
+/// that a crash never leaves a half-written file behind.
+pub fn write_atomically(path: &Path, contents: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {
+    let io_err = |source| CoreError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut w = BufWriter::new(File::create(&tmp)?);
+        contents(&mut w)?;
+        w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io_err)
+}
+
+/// Writes a run in TREC format, each ranking in trec_eval order (score descending, ties by
+/// docno descending) with ranks 1..n.
+pub fn write_run(path: &Path, run: &Run, tag: &str) -> Result<()> {
+    write_atomically(path, |w| {
+        for (qid, docs) in &run.by_query {
+            for (rank, doc) in crate::trec_eval::sorted_like_trec_eval(docs).iter().enumerate() {
+                writeln!(w, "{qid} Q0 {} {} {} {tag}", doc.doc_id, rank + 1, doc.score)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &tempfile::TempDir, name: &str, text: &str) -> PathBuf {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn reads_beir_qrels_with_header_and_crlf() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "q.tsv", "query-id\tcorpus-id\tscore\r\n1\t31715818\t1\r\n3\t14717500\t1\r\n");
+        let q = read_qrels(&p).unwrap();
+        assert_eq!(q.by_query["1"]["31715818"], 1);
+        assert_eq!(q.len(), 2);
+    }
+
+    #[test]
+    fn reads_trec_qrels_and_reports_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "q.txt", "301 0 D1 2\n301 0 D2 0\n302 0 D3 x\n");
+        let err = read_qrels(&p).unwrap_err().to_string();
+        assert!(err.ends_with(":3: relevance grade 'x' is not an integer"), "{err}");
+    }
+
+    #[test]
+    fn run_reader_rejects_duplicates_and_short_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "r", "1 Q0 a 1 2.0 t\n1 Q0 a 2 1.0 t\n");
+        assert!(read_run(&p).unwrap_err().to_string().contains(":2: document 'a' appears twice"));
+        let p = write(&dir, "r2", "1 Q0 a 1 2.0\n");
+        assert!(read_run(&p).unwrap_err().to_string().contains(":1: expected 6 fields"));
+    }
+
+    #[test]
+    fn run_round_trips_in_trec_eval_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut run = Run::new();
+        run.insert("q", vec![
+            ScoredDoc { doc_id: "a".into(), score: 1.0 },
+            ScoredDoc { doc_id: "b".into(), score: 1.0 },
+            ScoredDoc { doc_id: "c".into(), score: 3.0 },
+        ]);
+        let p = dir.path().join("sub/run.trec");
+        write_run(&p, &run, "tag").unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "q Q0 c 1 3 tag\nq Q0 b 2 1 tag\nq Q0 a 3 1 tag\n");
+        assert_eq!(read_run(&p).unwrap().run.by_query["q"].len(), 3);
+    }
+}
