@@ -1,0 +1,203 @@
+//! BEIR layout: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv` (gzip accepted).
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use harness_core::io::for_each_line;
+use harness_core::{CoreError, Qrels, Query};
+use sha2::{Digest, Sha256};
+
+use crate::card::Card;
+use crate::error::{io_err, DatasetError, Result};
+
+/// A corpus document as BEIR stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CorpusDoc {
+    /// `_id`.
+    pub id: String,
+    /// `title` (empty when absent).
+    pub title: String,
+    /// `text`.
+    pub text: String,
+}
+
+#[derive(serde::Deserialize)]
+struct RawDoc {
+    #[serde(rename = "_id")]
+    id: serde_json::Value,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+fn id_string(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// A BEIR dataset on disk, described by its card.
+#[derive(Debug, Clone)]
+pub struct BeirDataset {
+    card: Card,
+    dir: PathBuf,
+}
+
+impl BeirDataset {
+    /// Opens the dataset in `dir`.
+    pub fn new(card: Card, dir: PathBuf) -> Self {
+        BeirDataset { card, dir }
+    }
+
+    /// The card.
+    pub fn card(&self) -> &Card {
+        &self.card
+    }
+
+    fn file(&self, key: &str) -> Result<PathBuf> {
+        let name = self.card.files.get(key).ok_or_else(|| DatasetError::BadCard {
+            path: format!("datasets/cards/{}.toml", self.card.name),
+            cause: format!("no `files.{key}` entry"),
+        })?;
+        Ok(self.dir.join(name))
+    }
+
+    /// Path of the corpus file.
+    pub fn corpus_path(&self) -> Result<PathBuf> {
+        self.file("corpus")
+    }
+
+    /// sha256 of the corpus file's bytes (the BM25 index cache key).
+    pub fn corpus_checksum(&self) -> Result<String> {
+        let path = self.corpus_path()?;
+        sha256_file(&path)
+    }
+
+    /// Reads every document of the corpus (validating each line).
+    pub fn read_corpus(&self) -> Result<Vec<CorpusDoc>> {
+        let path = self.corpus_path()?;
+        let mut docs = Vec::new();
+        for_each_line(&path, |line_no, line| {
+            let raw: RawDoc = serde_json::from_str(line)
+                .map_err(|e| CoreError::parse(&path, line_no, format!("not a BEIR corpus record: {e}")))?;
+            let id = id_string(&raw.id)
+                .ok_or_else(|| CoreError::parse(&path, line_no, "`_id` must be a string or a number"))?;
+            docs.push(CorpusDoc { id, title: raw.title.unwrap_or_default(), text: raw.text.unwrap_or_default() });
+            Ok(())
+        })?;
+        Ok(docs)
+    }
+
+    /// All queries, by id.
+    pub fn read_queries(&self) -> Result<BTreeMap<String, String>> {
+        let path = self.file("queries")?;
+        read_queries_jsonl(&path)
+    }
+
+    /// The qrels of `split`.
+    pub fn read_qrels(&self, split: &str) -> Result<Qrels> {
+        let s = self.card.splits.get(split).ok_or_else(|| DatasetError::UnknownSplit {
+            dataset: self.card.name.clone(),
+            split: split.to_string(),
+            known: self.card.splits.keys().cloned().collect::<Vec<_>>().join(", "),
+        })?;
+        Ok(harness_core::io::read_qrels(&self.dir.join(&s.qrels))?)
+    }
+
+    /// The queries of `split` (those with judgements), in id order, and the split's qrels.
+    /// A judged query missing from `queries.jsonl` is an error.
+    pub fn split_queries(&self, split: &str) -> Result<(Vec<Query>, Qrels)> {
+        let qrels = self.read_qrels(split)?;
+        let all = self.read_queries()?;
+        let mut out = Vec::with_capacity(qrels.len());
+        for qid in qrels.by_query.keys() {
+            let text = all.get(qid).ok_or_else(|| DatasetError::BadCard {
+                path: format!("datasets/cards/{}.toml", self.card.name),
+                cause: format!("split '{split}' judges query '{qid}', which queries.jsonl lacks"),
+            })?;
+            out.push(Query { id: qid.clone(), text: text.clone() });
+        }
+        Ok((out, qrels))
+    }
+}
+
+/// Reads `{"_id": ..., "text": ...}` lines.
+pub fn read_queries_jsonl(path: &Path) -> Result<BTreeMap<String, String>> {
+    #[derive(serde::Deserialize)]
+    struct RawQuery {
+        #[serde(rename = "_id")]
+        id: serde_json::Value,
+        text: String,
+    }
+    let mut out = BTreeMap::new();
+    for_each_line(path, |line_no, line| {
+        let raw: RawQuery = serde_json::from_str(line)
+            .map_err(|e| CoreError::parse(path, line_no, format!("not a BEIR query record: {e}")))?;
+        let id = id_string(&raw.id).ok_or_else(|| CoreError::parse(path, line_no, "`_id` must be a string or a number"))?;
+        if out.insert(id.clone(), raw.text).is_some() {
+            return Err(CoreError::parse(path, line_no, format!("query id '{id}' appears twice")));
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// sha256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Registry;
+
+    fn scifact() -> BeirDataset {
+        let r = Registry::builtin(Path::new(env!("CARGO_MANIFEST_DIR")).join("data")).unwrap();
+        let card = r.get("scifact").unwrap().clone();
+        let dir = r.dataset_dir(&card);
+        BeirDataset::new(card, dir)
+    }
+
+    #[test]
+    fn vendored_scifact_has_the_official_counts() {
+        let d = scifact();
+        assert_eq!(d.read_corpus().unwrap().len(), 5183);
+        assert_eq!(d.read_queries().unwrap().len(), 1109);
+        let (test, qrels) = d.split_queries("test").unwrap();
+        assert_eq!(test.len(), 300);
+        assert_eq!(qrels.by_query.values().map(|m| m.len()).sum::<usize>(), 339);
+        assert_eq!(d.split_queries("train").unwrap().0.len(), 809 - d.split_queries("dev").unwrap().0.len() + overlap(&d));
+        assert_eq!(d.read_qrels("dev").unwrap().rows_in_file_order.values().map(Vec::len).sum::<usize>(), 101);
+    }
+
+    /// Queries whose qrels rows straddle the train/dev cut appear in both.
+    fn overlap(d: &BeirDataset) -> usize {
+        let t = d.read_qrels("train").unwrap();
+        d.read_qrels("dev").unwrap().by_query.keys().filter(|q| t.by_query.contains_key(*q)).count()
+    }
+
+    #[test]
+    fn malformed_corpus_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("corpus.jsonl"), "{\"_id\": \"1\", \"text\": \"a\"}\n{oops}\n").unwrap();
+        let mut card = scifact().card().clone();
+        card.files.insert("corpus".into(), "corpus.jsonl".into());
+        let d = BeirDataset::new(card, dir.path().to_path_buf());
+        let err = d.read_corpus().unwrap_err().to_string();
+        assert!(err.contains("corpus.jsonl:2: not a BEIR corpus record"), "{err}");
+    }
+}
