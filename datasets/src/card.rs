@@ -149,6 +149,10 @@ pub struct Card {
     /// Why the dataset cannot run offline, when it cannot.
     #[serde(default)]
     pub offline_note: String,
+    /// How the paper's own NDCG scores this dataset (`dr-compat` mode only): `graded`
+    /// (qrels-order ideal) or `single-target` (one row per qrels pair, as its SciFact eval).
+    #[serde(default)]
+    pub dr_compat_ndcg: Option<String>,
 }
 
 fn default_depth() -> usize {

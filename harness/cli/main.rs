@@ -1,1 +1,44 @@
-fn main() {}
+//! `harness`: the DeepRetrieval Bench command line.
+mod datasets_cmd;
+mod eval;
+mod paths;
+mod reproduce;
+mod score;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "harness", version, about = "DeepRetrieval Bench: reproduce and extend DeepRetrieval (arXiv 2503.00223)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Score a TREC run against qrels with trec_eval's semantics and output format.
+    Score(score::ScoreArgs),
+    /// List or fetch datasets.
+    Datasets {
+        #[command(subcommand)]
+        command: datasets_cmd::DatasetsCommand,
+    },
+    /// Run one method with one retriever on one dataset split and report its metrics.
+    Eval(eval::EvalArgs),
+    /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
+    Reproduce(reproduce::ReproduceArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Score(args) => score::run(args),
+        Command::Datasets { command } => datasets_cmd::run(command),
+        Command::Eval(args) => eval::run(args).map(|_| ()),
+        Command::Reproduce(args) => reproduce::run(args),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

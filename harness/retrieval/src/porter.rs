@@ -90,21 +90,27 @@ impl Stemmer {
         true
     }
 
+    /// Writes `s` after position j and makes it the end of the word. Characters beyond the new
+    /// end stay in the buffer, as in the reference implementation, whose `m()` can still see
+    /// them through a stale `j` (step 6 after dropping an `e`).
     fn set_to(&mut self, s: &str) {
         let start = self.j.wrapping_add(1);
-        self.b.truncate(start);
-        self.b.extend(s.chars());
-        self.k = self.b.len() - 1;
+        let mut pos = start;
+        for c in s.chars() {
+            if pos < self.b.len() {
+                self.b[pos] = c;
+            } else {
+                self.b.push(c);
+            }
+            pos += 1;
+        }
+        self.k = pos - 1;
     }
 
     fn r(&mut self, s: &str) {
         if self.j != usize::MAX && self.m() > 0 {
             self.set_to(s);
         }
-    }
-
-    fn truncate_to_k(&mut self) {
-        self.b.truncate(self.k + 1);
     }
 
     fn step1(&mut self) {
@@ -116,17 +122,14 @@ impl Stemmer {
             } else if self.b[self.k - 1] != 's' {
                 self.k -= 1;
             }
-            self.truncate_to_k();
         }
         if self.ends("eed") {
             if self.j != usize::MAX && self.m() > 0 {
                 self.k -= 1;
-                self.truncate_to_k();
-            }
+                            }
         } else if (self.ends("ed") || self.ends("ing")) && self.j != usize::MAX && self.vowel_in_stem() {
             self.k = self.j;
-            self.truncate_to_k();
-            if self.ends("at") {
+                        if self.ends("at") {
                 self.set_to("ate");
             } else if self.ends("bl") {
                 self.set_to("ble");
@@ -136,8 +139,7 @@ impl Stemmer {
                 let ch = self.b[self.k];
                 if !matches!(ch, 'l' | 's' | 'z') {
                     self.k -= 1;
-                    self.truncate_to_k();
-                }
+                                    }
             } else {
                 self.j = self.k;
                 if self.m() == 1 && self.cvc(self.k) {
@@ -148,9 +150,8 @@ impl Stemmer {
     }
 
     fn set_to_after_k(&mut self, s: &str) {
-        self.b.truncate(self.k + 1);
-        self.b.extend(s.chars());
-        self.k = self.b.len() - 1;
+        self.j = self.k;
+        self.set_to(s);
     }
 
     fn step2(&mut self) {
@@ -222,8 +223,7 @@ impl Stemmer {
         };
         if matched && self.j != usize::MAX && self.m() > 1 {
             self.k = self.j;
-            self.truncate_to_k();
-        }
+                    }
     }
 
     fn step6(&mut self) {
@@ -232,13 +232,11 @@ impl Stemmer {
             let a = self.m();
             if a > 1 || (a == 1 && !self.cvc(self.k - 1)) {
                 self.k -= 1;
-                self.truncate_to_k();
-            }
+                            }
         }
         if self.b[self.k] == 'l' && self.double_c(self.k) && self.m() > 1 {
             self.k -= 1;
-            self.truncate_to_k();
-        }
+                    }
     }
 }
 
@@ -252,7 +250,7 @@ pub fn stem(word: &str) -> String {
     let mut s = Stemmer { b, k, j: 0 };
     s.step1();
     if s.k == 0 {
-        return s.b.iter().collect();
+        return s.b[..=s.k].iter().collect();
     }
     s.step2();
     s.step3();
