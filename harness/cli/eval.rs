@@ -3,7 +3,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use harness_core::trec_eval::{evaluate, Evaluation};
+use harness_core::trec_eval::evaluate;
 use harness_core::{drcompat, EvalOptions, Measure, Run, ScoredDoc};
 use harness_datasets::beir::BeirDataset;
 use harness_datasets::{LoaderKind, Registry};
@@ -59,8 +59,6 @@ pub struct EvalArgs {
 pub struct EvalOutcome {
     pub row: ResultRow,
     pub run_dir: PathBuf,
-    #[allow(dead_code)]
-    pub evaluation: Evaluation,
 }
 
 fn search_all(
@@ -161,7 +159,19 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         split: split.clone(),
         retriever: retriever_label.clone(),
         method: method.name(),
-        metrics: evaluation.measures.iter().zip(&evaluation.summary).map(|(m, v)| (m.name(), *v)).collect(),
+        // Table columns follow the order the measures were asked for (trec_eval's order is for
+        // its own output format only).
+        metrics: measures
+            .iter()
+            .fold(Vec::<Measure>::new(), |mut seen, m| {
+                if !seen.contains(m) {
+                    seen.push(*m);
+                }
+                seen
+            })
+            .into_iter()
+            .filter_map(|m| evaluation.summary_of(m).map(|v| (m.name(), v)))
+            .collect(),
         num_queries: evaluation.num_q,
         wall_seconds: search_seconds,
         source: "measured".into(),
@@ -221,7 +231,7 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         }
         println!("run written to {}", run_dir.display());
     }
-    Ok(EvalOutcome { row, run_dir, evaluation })
+    Ok(EvalOutcome { row, run_dir })
 }
 
 /// The paper's NDCG@10 for this dataset (single-target rows or graded, per the card).

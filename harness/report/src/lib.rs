@@ -143,16 +143,24 @@ pub fn read_csv(path: &Path) -> Result<DataFrame> {
     Ok(CsvReadOptions::default().with_has_header(true).try_into_reader_with_file_path(Some(path.into()))?.finish()?)
 }
 
-/// Pretty-printed table for the terminal.
+/// Pretty-printed table for the terminal: every row and column, 4 decimals, without the
+/// run-id column (it names the output folder, printed separately).
 pub fn display(df: &DataFrame) -> String {
-    // Wide tables are the norm here; show every column and row.
-    unsafe {
-        std::env::set_var("POLARS_FMT_MAX_COLS", "-1");
-        std::env::set_var("POLARS_FMT_MAX_ROWS", "-1");
-        std::env::set_var("POLARS_FMT_STR_LEN", "60");
-        std::env::set_var("POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES", "1");
+    // polars reads its display settings from the environment; the process is single-purpose
+    // and sets them before any other thread reads them.
+    for (k, v) in [
+        ("POLARS_FMT_MAX_COLS", "-1"),
+        ("POLARS_FMT_MAX_ROWS", "-1"),
+        ("POLARS_FMT_STR_LEN", "80"),
+        ("POLARS_TABLE_WIDTH", "220"),
+        ("POLARS_FMT_TABLE_HIDE_COLUMN_DATA_TYPES", "1"),
+        ("POLARS_FMT_TABLE_HIDE_DATAFRAME_SHAPE_INFORMATION", "1"),
+    ] {
+        std::env::set_var(k, v);
     }
-    format!("{df}")
+    polars_core::fmt::set_float_precision(Some(4));
+    let shown = df.drop("run_id").unwrap_or_else(|_| df.clone());
+    format!("{shown}")
 }
 
 #[cfg(test)]
