@@ -247,5 +247,5 @@ fn dr_compat_ndcg10(card: &harness_datasets::Card, qrels: &harness_core::Qrels, 
     } else {
         qrels.rows_in_file_order.iter().map(|(q, rows)| drcompat::ndcg_graded(&ranked(q), rows, 10)).collect()
     };
-    if values.is_empty() { 0.0 } else { values.iter().sum::<f64>() / values.len() as f64 }
+    if values.is_empty() { 0.0 } else { values.iter().fold(0.0, |a, v| a + v) / values.len() as f64 }
 }

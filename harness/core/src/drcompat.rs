@@ -19,8 +19,8 @@ pub fn ndcg_graded(ranked: &[&str], rows_in_file_order: &[(String, i32)], k: usi
         // The repo builds a dict from the rows, so the last row of a doc gives its gain.
         rows_in_file_order.iter().rev().find(|(d, _)| d == doc).map_or(0.0, |(_, g)| *g as f64)
     };
-    let dcg: f64 = ranked.iter().take(k).enumerate().map(|(i, d)| gain(d) / discount(i)).sum();
-    let idcg: f64 = rows_in_file_order.iter().take(k).enumerate().map(|(i, (d, _))| gain(d) / discount(i)).sum();
+    let dcg = ranked.iter().take(k).enumerate().fold(0.0, |acc, (i, d)| acc + gain(d) / discount(i));
+    let idcg = rows_in_file_order.iter().take(k).enumerate().fold(0.0, |acc, (i, (d, _))| acc + gain(d) / discount(i));
     if idcg == 0.0 {
         0.0
     } else {

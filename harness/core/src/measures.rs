@@ -223,7 +223,8 @@ impl JudgedRanking {
     }
 
     fn dcg(gains: impl Iterator<Item = f64>) -> f64 {
-        gains.enumerate().filter(|(_, g)| *g > 0.0).map(|(i, g)| g / ((i + 2) as f64).log2()).sum()
+        // fold from +0.0: `Iterator::sum` of no floats is -0.0, which would print as "-0.0000".
+        gains.enumerate().filter(|(_, g)| *g > 0.0).fold(0.0, |acc, (i, g)| acc + g / ((i + 2) as f64).log2())
     }
 
     fn ndcg(&self, k: usize) -> f64 {
