@@ -1,0 +1,133 @@
+//! End-to-end tests of the `harness` command line on the vendored data.
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn harness(args: &[&str], cache: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(args)
+        .env("HARNESS_CACHE_DIR", cache)
+        .output()
+        .expect("harness runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Splits a CSV line, honouring double-quoted fields (the retriever column holds commas).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut cur, mut quoted) = (Vec::new(), String::new(), false);
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => fields.push(std::mem::take(&mut cur)),
+            _ => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+fn csv_value(table_csv: &Path, column: &str) -> f64 {
+    let text = std::fs::read_to_string(table_csv).unwrap();
+    let mut lines = text.lines();
+    let header = csv_fields(lines.next().unwrap());
+    let row = csv_fields(lines.next().unwrap());
+    let i = header.iter().position(|h| *h == column).unwrap_or_else(|| panic!("no column {column} in {header:?}"));
+    row[i].parse().unwrap()
+}
+
+/// The acceptance numbers of the BM25 issue: Pyserini's BEIR flat regression on SciFact.
+#[test]
+fn scifact_bm25_matches_pyserini_flat_and_writes_every_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = harness(
+        &["eval", "--dataset", "scifact", "--split", "test", "--retriever", "bm25", "--method", "original",
+          "--bm25-k1", "0.9", "--bm25-b", "0.4", "--out", out.to_str().unwrap()],
+        &tmp.path().join("cache"),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ndcg = csv_value(&out.join("table.csv"), "ndcg_cut_10");
+    let r100 = csv_value(&out.join("table.csv"), "recall_100");
+    assert!((ndcg - 0.6789).abs() < 0.005, "nDCG@10 {ndcg}");
+    assert!((r100 - 0.9253).abs() < 0.01, "R@100 {r100}");
+    assert_eq!(csv_value(&out.join("table.csv"), "queries"), 300.0);
+    for f in ["table.csv", "table.parquet", "table.md", "run.trec", "per_query.parquet", "meta.json"] {
+        assert!(out.join(f).metadata().map(|m| m.len() > 0).unwrap_or(false), "missing {f}");
+    }
+    let run = std::fs::read_to_string(out.join("run.trec")).unwrap();
+    assert!(run.lines().all(|l| l.split(' ').count() == 6));
+    // Up to 1000 documents per query: only documents sharing a term with the query match.
+    let mut per_query = std::collections::BTreeMap::<&str, usize>::new();
+    for l in run.lines() {
+        *per_query.entry(l.split(' ').next().unwrap()).or_default() += 1;
+    }
+    assert_eq!(per_query.len(), 300);
+    assert!(per_query.values().all(|&n| n <= 1000) && per_query.values().filter(|&&n| n == 1000).count() > 250);
+    let meta: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["retriever"]["k1"], 0.9f32 as f64);
+    assert_eq!(meta["retriever"]["index_docs"], 5183);
+    assert!(meta["timings"]["search_seconds"].as_f64().unwrap() > 0.0);
+    // The run file is scored identically by `harness score` (trec_eval -c semantics).
+    let scored = harness(
+        &["score", "--qrels", concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/data/scifact/qrels/test.tsv"),
+          "--run", out.join("run.trec").to_str().unwrap(), "-m", "ndcg_cut.10", "-c"],
+        tmp.path(),
+    );
+    assert_eq!(stdout(&scored), format!("ndcg_cut_10           \tall\t{ndcg:.4}\n"));
+    // The second evaluation reuses the cached index.
+    let again = harness(&["eval", "--dataset", "scifact", "--out", tmp.path().join("again").to_str().unwrap()], &tmp.path().join("cache"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(!stdout(&again).contains("index built"), "index should come from the cache");
+}
+
+#[test]
+fn reproduce_table_1_marks_every_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("t1");
+    let o = harness(&["reproduce", "--table", "1", "--out", out.to_str().unwrap()], &tmp.path().join("cache"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    // 15 paper rows x 2 columns + 3 runnable cells, plus the header.
+    assert_eq!(csv.lines().count(), 1 + 30 + 3, "{csv}");
+    assert!(csv.lines().filter(|l| l.contains("paper table")).all(|l| l.contains("ours: not run")));
+    assert_eq!(csv.lines().filter(|l| l.contains("measured (run ")).count(), 3);
+    assert!(stdout(&o).contains("65.0700"));
+}
+
+#[test]
+fn datasets_list_shows_offline_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = harness(&["datasets", "list"], tmp.path());
+    assert!(o.status.success());
+    let text = stdout(&o);
+    assert_eq!(text.lines().filter(|l| l.split_whitespace().next().is_some()).count(), 1 + 15 + 1);
+    let scifact = text.lines().find(|l| l.starts_with("scifact ")).unwrap();
+    assert!(scifact.contains(" yes "), "{scifact}");
+    let nfcorpus = text.lines().find(|l| l.starts_with("nfcorpus ")).unwrap();
+    assert!(nfcorpus.contains(" no ") && nfcorpus.contains("corpus.jsonl"), "{nfcorpus}");
+}
+
+#[test]
+fn user_mistakes_get_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&[&str], &str); 5] = [
+        (&["eval", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (&["eval", "--dataset", "nfcorpus"], "not available offline: missing corpus.jsonl"),
+        (&["eval", "--dataset", "spider"], "uses the 'spider' loader"),
+        (&["eval", "--dataset", "scifact", "--split", "validation"], "has no split 'validation'"),
+        (&["eval", "--dataset", "scifact", "--method", "magic"], "unknown method 'magic'"),
+    ];
+    for (args, want) in cases {
+        let o = harness(args, tmp.path());
+        assert!(!o.status.success(), "{args:?} should fail");
+        let err = stderr(&o);
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+}
