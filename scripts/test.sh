@@ -6,4 +6,4 @@ bash "$ROOT/scripts/setup.sh"
 # shellcheck source=/dev/null
 . "${HARNESS_DEPS_DIR:-$ROOT/.deps}/env.sh"
 cd "$ROOT"
-cargo test --workspace --locked "$@"
+cargo test --workspace --all-targets --locked "$@"
