@@ -1,6 +1,5 @@
 //! `harness eval`: one evaluation cell, written to results/runs/<run-id>/.
 use std::path::PathBuf;
-use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use harness_core::trec_eval::evaluate;
@@ -8,9 +7,11 @@ use harness_core::{drcompat, EvalOptions, Measure, Run, ScoredDoc};
 use harness_datasets::beir::BeirDataset;
 use harness_datasets::{LoaderKind, Registry};
 use harness_report::ResultRow;
-use harness_retrieval::{Bm25Index, Bm25Params, DocFields, Document, IndexSettings};
+use harness_retrieval::dense::HnswParams;
+use harness_retrieval::{Bm25Params, DocFields};
 
 use crate::paths;
+use crate::retrieve::{retrieve, RetrieverSpec};
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct EvalArgs {
@@ -20,7 +21,8 @@ pub struct EvalArgs {
     /// Split (default: the card's default split).
     #[arg(long)]
     pub split: Option<String>,
-    /// Retriever: bm25.
+    /// Retriever: bm25, dense[:MODEL] (exact) or hnsw[:MODEL]; MODEL is a folder with
+    /// model.onnx and tokenizer.json, default the setup's all-MiniLM-L6-v2 int8.
     #[arg(long, default_value = "bm25")]
     pub retriever: String,
     /// Query method: original.
@@ -35,6 +37,15 @@ pub struct EvalArgs {
     /// Document fields: flat (title + text in one field, as the paper) or multifield.
     #[arg(long, default_value = "flat")]
     pub fields: String,
+    /// HNSW links per node.
+    #[arg(long, default_value_t = 32)]
+    pub hnsw_m: usize,
+    /// HNSW candidate list while building.
+    #[arg(long, default_value_t = 200)]
+    pub hnsw_ef_construction: usize,
+    /// HNSW candidate list while searching.
+    #[arg(long, default_value_t = 256)]
+    pub hnsw_ef: usize,
     /// Documents retrieved per query (default: the card's depth).
     #[arg(long)]
     pub depth: Option<usize>,
@@ -61,33 +72,6 @@ pub struct EvalOutcome {
     pub run_dir: PathBuf,
 }
 
-fn search_all(
-    index: &Bm25Index,
-    queries: &[(String, String)],
-    depth: usize,
-    params: Bm25Params,
-    threads: usize,
-) -> Result<Vec<Vec<(u32, f32)>>> {
-    let threads = threads.max(1).min(queries.len().max(1));
-    let chunk = queries.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = queries
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || -> Result<Vec<Vec<(u32, f32)>>> {
-                    let mut searcher = index.searcher();
-                    part.iter().map(|(_, text)| Ok(searcher.search(text, depth, params)?)).collect()
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(queries.len());
-        for h in handles {
-            out.extend(h.join().expect("search thread panicked")?);
-        }
-        Ok(out)
-    })
-}
-
 pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     let registry = Registry::load_default()?;
     let card = registry.get(&args.dataset)?.clone();
@@ -107,38 +91,23 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     let mut method = harness_baselines::from_name(&args.method)?;
     let rewrites = method.rewrite(&queries)?;
 
-    if args.retriever != "bm25" {
-        bail!("unknown retriever '{}' (available: bm25)", args.retriever);
-    }
     let defaults = card.bm25.map(|d| (d.k1, d.b)).unwrap_or((0.9, 0.4));
     let params = Bm25Params { k1: args.bm25_k1.unwrap_or(defaults.0), b: args.bm25_b.unwrap_or(defaults.1) };
     let fields: DocFields = args.fields.parse()?;
-    let settings = IndexSettings { fields, ..Default::default() };
+    let hnsw = HnswParams { m: args.hnsw_m, ef_construction: args.hnsw_ef_construction, ef_search: args.hnsw_ef };
+    let spec = RetrieverSpec::parse(&args.retriever, params, fields, hnsw)?;
     let depth = args.depth.unwrap_or(card.depth);
-    let retriever_label = format!("bm25(k1={},b={},{})", params.k1, params.b, args.fields);
-
-    let checksum = dataset.corpus_checksum()?;
-    let build_start = Instant::now();
-    let mut built = false;
-    let index = Bm25Index::open_or_build(&paths::cache_dir(), &checksum, settings, || {
-        built = true;
-        let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-        let n = docs.len();
-        Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
-    })?;
-    let index_seconds = build_start.elapsed().as_secs_f64();
+    let retriever_label = spec.label();
 
     let texts: Vec<(String, String)> = rewrites.iter().map(|r| (r.query_id.clone(), r.text.clone())).collect();
-    let search_start = Instant::now();
-    let hits = search_all(&index, &texts, depth, params, args.threads)?;
-    let search_seconds = search_start.elapsed().as_secs_f64();
+    let query_texts: Vec<String> = texts.iter().map(|(_, t)| t.clone()).collect();
+    let retrieved = retrieve(&dataset, &spec, &query_texts, depth, args.threads)?;
+    let (index_seconds, built, search_seconds) = (retrieved.index_seconds, retrieved.index_built, retrieved.search_seconds);
+    let checksum = dataset.corpus_checksum()?;
 
     let mut run = Run::new();
-    for ((qid, _), hits) in texts.iter().zip(&hits) {
-        run.insert(
-            qid.clone(),
-            hits.iter().map(|&(ord, score)| ScoredDoc { doc_id: index.doc_id(ord).to_string(), score: score as f64 }).collect(),
-        );
+    for ((qid, _), hits) in texts.iter().zip(retrieved.hits) {
+        run.insert(qid.clone(), hits.into_iter().map(|(doc_id, score)| ScoredDoc { doc_id, score: score as f64 }).collect());
     }
 
     let measure_specs = if args.measures.is_empty() { card.measures.clone() } else { args.measures.clone() };
@@ -190,24 +159,14 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         "dataset": card.name,
         "split": split,
         "corpus_sha256": checksum,
-        "retriever": {
-            "name": "bm25",
-            "k1": params.k1,
-            "b": params.b,
-            "fields": args.fields,
-            "analyzer": "UAX#29 words, English possessive, lowercase, Lucene's 33 stop words, Lucene Porter",
-            "norms": "Lucene SmallFloat byte4 (lossy, as Anserini's default)",
-            "depth": depth,
-            "index_dir": index.dir(),
-            "index_docs": index.num_docs(),
-            "index_total_terms": index.total_terms(),
-        },
+        "retriever": retrieved.details,
         "method": method.name(),
         "measures": evaluation.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "trec_eval_options": {"c": true, "l": 1},
         "num_queries": evaluation.num_q,
         "seed": serde_json::Value::Null,
         "deterministic": true,
+        "depth": depth,
         "timings": {
             "index_seconds": index_seconds,
             "index_built_now": built,
@@ -224,7 +183,7 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     if !args.quiet {
         println!("{}", harness_report::display(&table));
         if built {
-            println!("index built in {index_seconds:.2}s ({} docs, {} terms)", index.num_docs(), index.total_terms()[0]);
+            println!("index built in {index_seconds:.2}s");
         }
         if let Some(v) = dr_compat {
             println!("paper's own NDCG@10 (dr-compat, not trec_eval; see ARCHITECTURE.md): {v:.4}");

@@ -3,6 +3,7 @@ mod datasets_cmd;
 mod eval;
 mod paths;
 mod reproduce;
+mod retrieve;
 mod score;
 
 use clap::{Parser, Subcommand};

@@ -4,10 +4,13 @@
 //!   document-length norms, bag-of-words queries with repeated terms boosted) scored by our own
 //!   code over tantivy's postings, because tantivy's scorer hard-codes k1=1.2, b=0.75.
 //! * [`analysis`]: the English analyzer both index and queries go through.
+//! * [`dense`]: ONNX encoders (ONNX Runtime loaded at run time), a resumable embedding cache,
+//!   exact dot-product search and HNSW.
 #![warn(missing_docs)]
 
 pub mod analysis;
 pub mod bm25;
+pub mod dense;
 pub mod error;
 mod porter;
 
