@@ -1,5 +1,6 @@
 //! `harness`: the DeepRetrieval Bench command line.
 mod datasets_cmd;
+mod embed;
 mod eval;
 mod paths;
 mod reproduce;
@@ -26,6 +27,8 @@ enum Command {
     },
     /// Run one method with one retriever on one dataset split and report its metrics.
     Eval(eval::EvalArgs),
+    /// Encode lines of standard input with a dense model; one JSON array per line.
+    Embed(embed::EmbedArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -37,6 +40,7 @@ fn main() {
         Command::Datasets { command } => datasets_cmd::run(command),
         Command::Eval(args) => eval::run(args).map(|_| ()),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Embed(args) => embed::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

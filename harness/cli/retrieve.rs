@@ -147,11 +147,8 @@ pub fn retrieve(dataset: &BeirDataset, spec: &RetrieverSpec, queries: &[String],
             let index_seconds = start.elapsed().as_secs_f64();
 
             let start = Instant::now();
-            let mut query_vectors = Vec::with_capacity(queries.len());
-            for batch in queries.chunks(32) {
-                let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-                query_vectors.extend(encoder.encode(&refs, TextKind::Query)?);
-            }
+            let refs: Vec<&str> = queries.iter().map(String::as_str).collect();
+            let query_vectors = encoder.encode_many(&refs, TextKind::Query, 32)?;
             let hits = parallel_map(&query_vectors, threads, |part| {
                 Ok(part
                     .iter()

@@ -248,6 +248,22 @@ impl Encoder {
         Ok(out)
     }
 
+    /// Encodes many texts in batches of `batch_size`, batching texts of similar length together
+    /// (longest first, as sentence-transformers does) so that less padding is computed; the
+    /// result is in input order and equal to encoding each text alone, up to float rounding.
+    pub fn encode_many(&mut self, texts: &[&str], kind: TextKind, batch_size: usize) -> Result<Vec<Vec<f32>>> {
+        let mut order: Vec<usize> = (0..texts.len()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(texts[i].len()));
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        for group in order.chunks(batch_size.max(1)) {
+            let batch: Vec<&str> = group.iter().map(|&i| texts[i]).collect();
+            for (&i, v) in group.iter().zip(self.encode(&batch, kind)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+
     /// Token ids of `text` as the model sees it (for checks against reference tokenizers).
     pub fn token_ids(&self, text: &str, kind: TextKind) -> Result<Vec<u32>> {
         let prefix = match kind {

@@ -175,12 +175,13 @@ pub fn passage_embeddings(
     for &c in &pending {
         let part = &passages[c * CHUNK..(c * CHUNK + CHUNK).min(passages.len())];
         let mut values = Vec::with_capacity(part.len() * dim);
-        for batch in part.chunks(batch_size.max(1)) {
-            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
-            for v in encoder.encode(&refs, TextKind::Passage)? {
+        // Sub-chunks keep the progress bar moving; each is length-batched by encode_many.
+        for sub in part.chunks(batch_size.max(1) * 8) {
+            let refs: Vec<&str> = sub.iter().map(String::as_str).collect();
+            for v in encoder.encode_many(&refs, TextKind::Passage, batch_size)? {
                 values.extend_from_slice(&v);
             }
-            progress.inc(batch.len() as u64);
+            progress.inc(sub.len() as u64);
         }
         write_chunk(&chunk_path(&dir, c), &values)?;
         loaded[c] = Some(values);

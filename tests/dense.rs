@@ -1,0 +1,187 @@
+//! Dense retrieval end to end: the encoder against python onnxruntime's reference embeddings,
+//! SciFact quality against the MTEB figure, HNSW against exact search, cache damage, and the
+//! errors for a missing model or ONNX Runtime. Needs `scripts/setup.sh` (the README's test
+//! command runs it first).
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn harness() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_harness"))
+}
+
+fn run_with_stdin(mut cmd: Command, input: &str) -> Output {
+    use std::io::Write;
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn model_dir() -> PathBuf {
+    let models = std::env::var_os("HARNESS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".deps/models"));
+    let dir = models.join("all-minilm-l6-v2-int8");
+    assert!(dir.join("model.onnx").is_file(), "{} missing: run `bash scripts/setup.sh` first", dir.display());
+    dir
+}
+
+#[test]
+fn embed_matches_python_onnxruntime_reference() {
+    let fixture: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/fixtures/all-minilm-l6-v2-int8.json")).unwrap(),
+    )
+    .unwrap();
+    let texts: Vec<&str> = fixture["texts"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+    let mut cmd = harness();
+    cmd.args(["embed", "--model"]).arg(model_dir());
+    let out = run_with_stdin(cmd, &(texts.join("\n") + "\n"));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got: Vec<Vec<f64>> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(got.len(), 4);
+    let mut max_diff = 0f64;
+    for (g, e) in got.iter().zip(fixture["embeddings"].as_array().unwrap()) {
+        let e = e.as_array().unwrap();
+        assert_eq!(g.len(), 384);
+        for (a, b) in g.iter().zip(e) {
+            max_diff = max_diff.max((a - b.as_f64().unwrap()).abs());
+        }
+    }
+    assert!(max_diff < 1e-5, "max abs difference {max_diff}");
+}
+
+#[test]
+fn missing_model_or_runtime_is_a_one_line_error() {
+    let out = run_with_stdin(
+        {
+            let mut c = harness();
+            c.args(["embed", "--model", "/nonexistent/model-dir"]);
+            c
+        },
+        "x\n",
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("/nonexistent/model-dir/model.onnx") && err.contains("scripts/setup.sh"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+
+    let mut c = harness();
+    c.args(["embed", "--model"]).arg(model_dir()).env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so");
+    let out = run_with_stdin(c, "x\n");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(err.contains("/nonexistent/libonnxruntime.so") && err.contains("scripts/setup.sh"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
+
+/// A small BEIR dataset (the first 300 SciFact abstracts and 20 of their queries) in a temp dir.
+fn tiny_dataset(root: &Path) -> (PathBuf, PathBuf) {
+    use std::io::{BufRead, Write};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/data/scifact");
+    let data = root.join("data/tiny");
+    std::fs::create_dir_all(data.join("qrels")).unwrap();
+    let corpus = flate2_free_gunzip(&src.join("corpus.jsonl.gz"));
+    let docs: Vec<&str> = corpus.lines().take(300).collect();
+    std::fs::write(data.join("corpus.jsonl"), docs.join("\n") + "\n").unwrap();
+    let ids: Vec<String> = docs.iter().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["_id"].to_string().trim_matches('"').to_string()).collect();
+    let mut qrels = std::fs::File::create(data.join("qrels/test.tsv")).unwrap();
+    writeln!(qrels, "query-id\tcorpus-id\tscore").unwrap();
+    let mut kept = std::collections::BTreeSet::new();
+    for line in std::io::BufReader::new(std::fs::File::open(src.join("qrels/test.tsv")).unwrap()).lines().skip(1) {
+        let line = line.unwrap();
+        let f: Vec<&str> = line.trim_end().split('\t').collect();
+        if ids.iter().any(|i| i == f[1]) && kept.len() < 20 {
+            kept.insert(f[0].to_string());
+            writeln!(qrels, "{}\t{}\t{}", f[0], f[1], f[2]).unwrap();
+        }
+    }
+    std::fs::copy(src.join("queries.jsonl"), data.join("queries.jsonl")).unwrap();
+    let cards = root.join("cards");
+    std::fs::create_dir_all(&cards).unwrap();
+    std::fs::write(
+        cards.join("tiny.toml"),
+        "name = 'tiny'\ntitle = 'tiny'\nfamily = 'classic-ir'\nloader = 'beir'\nlicense = 'x'\ndescription = 'test'\n\
+         paper_metric = 'ndcg_cut.10'\nmeasures = ['ndcg_cut.10']\ndepth = 100\ndefault_split = 'test'\n\
+         [files]\ncorpus = 'corpus.jsonl'\nqueries = 'queries.jsonl'\n[splits.test]\nqrels = 'qrels/test.tsv'\n",
+    )
+    .unwrap();
+    (root.join("data"), cards)
+}
+
+/// The test's own gunzip through the `gzip` command-line tool keeps flate2 out of dev-deps.
+fn flate2_free_gunzip(path: &Path) -> String {
+    let out = Command::new("gzip").arg("-dc").arg(path).output().expect("gzip available");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn damaged_embedding_cache_is_rebuilt_not_used() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cards) = tiny_dataset(tmp.path());
+    let cache = tmp.path().join("cache");
+    let eval = |out: &str| {
+        harness()
+            .args(["eval", "--dataset", "tiny", "--retriever", "dense", "--out"])
+            .arg(tmp.path().join(out))
+            .env("HARNESS_DATA_DIR", &data)
+            .env("HARNESS_CARDS_DIR", &cards)
+            .env("HARNESS_CACHE_DIR", &cache)
+            .output()
+            .unwrap()
+    };
+    let first = eval("a");
+    assert!(first.status.success(), "{}", String::from_utf8_lossy(&first.stderr));
+    let chunk = std::fs::read_dir(cache.join("dense")).unwrap().next().unwrap().unwrap().path().join("chunk-00000.f32");
+    let mut bytes = std::fs::read(&chunk).unwrap();
+    bytes[100] ^= 0x40;
+    std::fs::write(&chunk, bytes).unwrap();
+    let second = eval("b");
+    assert!(second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(err.contains("is damaged; encoding it again"), "{err}");
+    let a = std::fs::read_to_string(tmp.path().join("a/table.csv")).unwrap();
+    let b = std::fs::read_to_string(tmp.path().join("b/table.csv")).unwrap();
+    let metric = |t: &str| t.lines().nth(1).unwrap().split(',').nth(5).unwrap().to_string();
+    assert_eq!(metric(&a), metric(&b));
+}
+
+fn top10(run: &Path) -> std::collections::BTreeMap<String, Vec<String>> {
+    let mut out = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for line in std::fs::read_to_string(run).unwrap().lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        let docs = out.entry(f[0].to_string()).or_default();
+        if docs.len() < 10 {
+            docs.push(f[2].to_string());
+        }
+    }
+    out
+}
+
+/// SciFact test with MiniLM: nDCG@10 within 0.01 of MTEB's 0.645, and HNSW at the default ef
+/// finds at least 99% of exact search's top 10. Uses the repository's index cache, so only the
+/// first run pays for encoding the 5,183 abstracts.
+#[test]
+fn scifact_minilm_quality_and_hnsw_recall() {
+    let tmp = tempfile::tempdir().unwrap();
+    let eval = |retriever: &str, out: &str| {
+        let o = harness()
+            .args(["eval", "--dataset", "scifact", "--split", "test", "--retriever", retriever, "--threads", "2", "--out"])
+            .arg(tmp.path().join(out))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    eval("dense", "exact");
+    eval("hnsw", "hnsw");
+    let table = std::fs::read_to_string(tmp.path().join("exact/table.csv")).unwrap();
+    let header: Vec<&str> = table.lines().next().unwrap().split(',').collect();
+    let i = header.iter().position(|h| *h == "ndcg_cut_10").unwrap();
+    // The retriever label holds commas only for bm25; dense labels have none.
+    let ndcg: f64 = table.lines().nth(1).unwrap().split(',').nth(i).unwrap().parse().unwrap();
+    assert!((ndcg - 0.645).abs() < 0.01, "nDCG@10 {ndcg}");
+    let exact = top10(&tmp.path().join("exact/run.trec"));
+    let approx = top10(&tmp.path().join("hnsw/run.trec"));
+    let found: usize = exact.iter().map(|(q, docs)| docs.iter().filter(|d| approx[q].contains(d)).count()).sum();
+    let total: usize = exact.values().map(Vec::len).sum();
+    let recall = found as f64 / total as f64;
+    assert!(recall >= 0.99, "HNSW recall@10 against exact search: {recall}");
+}
