@@ -101,7 +101,7 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
 
     let texts: Vec<(String, String)> = rewrites.iter().map(|r| (r.query_id.clone(), r.text.clone())).collect();
     let query_texts: Vec<String> = texts.iter().map(|(_, t)| t.clone()).collect();
-    let retrieved = retrieve(&dataset, &spec, &query_texts, depth, args.threads)?;
+    let retrieved = retrieve(&dataset, &spec, &query_texts, depth, args.threads, &paths::cache_dir())?;
     let (index_seconds, built, search_seconds) = (retrieved.index_seconds, retrieved.index_built, retrieved.search_seconds);
     let checksum = dataset.corpus_checksum()?;
 

@@ -1,4 +1,5 @@
 //! `harness`: the DeepRetrieval Bench command line.
+mod cost;
 mod datasets_cmd;
 mod embed;
 mod eval;
@@ -27,6 +28,8 @@ enum Command {
     },
     /// Run one method with one retriever on one dataset split and report its metrics.
     Eval(eval::EvalArgs),
+    /// Cost of BM25 vs exact dense vs HNSW on one dataset: build and query wall-clock, ratios.
+    Cost(cost::CostArgs),
     /// Encode lines of standard input with a dense model; one JSON array per line.
     Embed(embed::EmbedArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
@@ -41,6 +44,7 @@ fn main() {
         Command::Eval(args) => eval::run(args).map(|_| ()),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Embed(args) => embed::run(args),
+        Command::Cost(args) => cost::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

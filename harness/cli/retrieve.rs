@@ -103,14 +103,21 @@ fn parallel_map<T: Sync, R: Send>(
 }
 
 /// Retrieves `depth` documents for each query text.
-pub fn retrieve(dataset: &BeirDataset, spec: &RetrieverSpec, queries: &[String], depth: usize, threads: usize) -> Result<Retrieved> {
+pub fn retrieve(
+    dataset: &BeirDataset,
+    spec: &RetrieverSpec,
+    queries: &[String],
+    depth: usize,
+    threads: usize,
+    cache: &std::path::Path,
+) -> Result<Retrieved> {
     let checksum = dataset.corpus_checksum()?;
     match spec {
         RetrieverSpec::Bm25 { params, fields } => {
             let settings = IndexSettings { fields: *fields, ..Default::default() };
             let start = Instant::now();
             let mut built = false;
-            let index = Bm25Index::open_or_build(&paths::cache_dir(), &checksum, settings, || {
+            let index = Bm25Index::open_or_build(cache, &checksum, settings, || {
                 built = true;
                 let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
                 let n = docs.len();
@@ -142,7 +149,7 @@ pub fn retrieve(dataset: &BeirDataset, spec: &RetrieverSpec, queries: &[String],
             let encode_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
             let mut encoder = Encoder::load(model, encode_threads)?;
             let start = Instant::now();
-            let embeddings = passage_embeddings(&paths::cache_dir(), &mut encoder, &checksum, &passages, 32)?;
+            let embeddings = passage_embeddings(cache, &mut encoder, &checksum, &passages, 32)?;
             let graph = hnsw.map(|p| HnswIndex::open_or_build(&embeddings, p)).transpose()?;
             let index_seconds = start.elapsed().as_secs_f64();
 
