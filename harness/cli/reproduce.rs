@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use polars_free::LongRow;
 use serde::Deserialize;
 
 use crate::eval::{self, EvalArgs};
@@ -79,17 +78,15 @@ fn not_run_reason(kind: &str) -> String {
     }
 }
 
-mod polars_free {
-    /// One line of the long-format reproduction table.
-    pub struct LongRow {
-        pub section: String,
-        pub dataset: String,
-        pub system: String,
-        pub metric: String,
-        pub value: Option<f64>,
-        pub source: String,
-        pub note: String,
-    }
+/// One line of the long-format reproduction table.
+struct LongRow {
+    section: String,
+    dataset: String,
+    system: String,
+    metric: String,
+    value: Option<f64>,
+    source: String,
+    note: String,
 }
 
 fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
@@ -152,7 +149,7 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             dr_compat: false,
             quiet: true,
         };
-        let system = format!("{} / {}", eval_args.method, format_args!("bm25(k1={},b={},{})", cell.k1, cell.b, cell.fields));
+        let system = format!("{} / bm25(k1={},b={},{})", eval_args.method, cell.k1, cell.b, cell.fields);
         let (value, source, note) = match eval::run(eval_args) {
             Ok(outcome) => {
                 let v = outcome.row.metrics.first().map(|(_, v)| *v);
@@ -197,7 +194,11 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             continue;
         }
         said.push((r.system.as_str(), r.note.as_str()));
-        println!("  {} / {}: {}", r.dataset, r.system, r.note);
+        if r.section == "paper table" {
+            println!("  {} ({}): {}", r.system, spec.columns.join(", "), r.note);
+        } else {
+            println!("  {} / {}: {}", r.dataset, r.system, r.note);
+        }
     }
     println!("written to {}", out.display());
     Ok(())
