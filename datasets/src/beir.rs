@@ -1,14 +1,12 @@
 //! BEIR layout: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv` (gzip accepted).
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use harness_core::io::for_each_line;
 use harness_core::{CoreError, Qrels, Query};
-use sha2::{Digest, Sha256};
 
 use crate::card::Card;
-use crate::error::{io_err, DatasetError, Result};
+use crate::error::{DatasetError, Result};
 
 /// A corpus document as BEIR stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +71,7 @@ impl BeirDataset {
     /// sha256 of the corpus file's bytes (the BM25 index cache key).
     pub fn corpus_checksum(&self) -> Result<String> {
         let path = self.corpus_path()?;
-        sha256_file(&path)
+        Ok(harness_core::io::sha256_file(&path)?)
     }
 
     /// Reads every document of the corpus (validating each line).
@@ -143,21 +141,6 @@ pub fn read_queries_jsonl(path: &Path) -> Result<BTreeMap<String, String>> {
         Ok(())
     })?;
     Ok(out)
-}
-
-/// sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

@@ -43,14 +43,6 @@ pub enum DatasetError {
         /// What to do.
         hint: String,
     },
-    /// The card's loader is not implemented yet.
-    #[error("dataset '{dataset}' uses loader '{loader}', which this version cannot run yet")]
-    LoaderNotImplemented {
-        /// The dataset.
-        dataset: String,
-        /// The loader kind.
-        loader: String,
-    },
     /// An input file is malformed or unreadable.
     #[error(transparent)]
     Core(#[from] harness_core::CoreError),

@@ -145,6 +145,22 @@ pub fn read_run(path: &Path) -> Result<RunFile> {
     Ok(RunFile { run, tag })
 }
 
+/// sha256 of a file's bytes, hex (cache keys and checksums).
+pub fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::Digest;
+    let io_err = |source| CoreError::Io { path: path.to_path_buf(), source };
+    let mut f = File::open(path).map_err(io_err)?;
+    let mut h = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err)?;
+        if n == 0 {
+            return Ok(hex::encode(h.finalize()));
+        }
+        h.update(&buf[..n]);
+    }
+}
+
 /// Writes `contents` to `path` through a temporary file in the same folder and a rename, so
 /// that a crash never leaves a half-written file behind.
 pub fn write_atomically(path: &Path, contents: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<()> {

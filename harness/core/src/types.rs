@@ -89,10 +89,4 @@ impl Qrels {
     pub fn is_empty(&self) -> bool {
         self.by_query.is_empty()
     }
-
-    /// Keeps only the given queries (used to evaluate one split of a dataset).
-    pub fn retain_queries(&mut self, keep: impl Fn(&str) -> bool) {
-        self.by_query.retain(|q, _| keep(q));
-        self.rows_in_file_order.retain(|q, _| keep(q));
-    }
 }

@@ -26,6 +26,9 @@ pub enum RetrievalError {
         /// What is wrong.
         cause: String,
     },
+    /// Reading an input failed.
+    #[error(transparent)]
+    Core(#[from] harness_core::CoreError),
     /// Bad settings.
     #[error("{0}")]
     Invalid(String),

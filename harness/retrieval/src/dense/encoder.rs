@@ -174,7 +174,7 @@ impl Encoder {
             .find(|n| n == "last_hidden_state")
             .or_else(|| session.outputs().first().map(|o| o.name().to_string()))
             .ok_or_else(|| RetrievalError::Invalid(format!("{} has no outputs", model.display())))?;
-        let model_sha256 = super::sha256_file(&model)?;
+        let model_sha256 = harness_core::io::sha256_file(&model)?;
         Ok(Encoder { session, tokenizer, spec, uses_token_type_ids, output_name, model_sha256 })
     }
 
@@ -262,18 +262,5 @@ impl Encoder {
             }
         }
         Ok(out)
-    }
-
-    /// Token ids of `text` as the model sees it (for checks against reference tokenizers).
-    pub fn token_ids(&self, text: &str, kind: TextKind) -> Result<Vec<u32>> {
-        let prefix = match kind {
-            TextKind::Query => &self.spec.query_prefix,
-            TextKind::Passage => &self.spec.passage_prefix,
-        };
-        let enc = self
-            .tokenizer
-            .encode(format!("{prefix}{text}"), true)
-            .map_err(|e| RetrievalError::Invalid(format!("tokenizer: {e}")))?;
-        Ok(enc.get_ids().to_vec())
     }
 }

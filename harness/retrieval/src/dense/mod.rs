@@ -19,21 +19,6 @@ const FORMAT_VERSION: u32 = 1;
 /// Passages per cache chunk: the unit of resumption and of corruption checks.
 pub const CHUNK: usize = 2048;
 
-/// sha256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            return Ok(hex::encode(h.finalize()));
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 /// Dot product with eight independent partial sums, which the compiler turns into SIMD (a
 /// single running sum is a serial dependency chain it may not reorder).
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
