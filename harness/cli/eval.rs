@@ -103,7 +103,7 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     let query_texts: Vec<String> = texts.iter().map(|(_, t)| t.clone()).collect();
     let retrieved = retrieve(&dataset, &spec, &query_texts, depth, args.threads, &paths::cache_dir())?;
     let (index_seconds, built, search_seconds) = (retrieved.index_seconds, retrieved.index_built, retrieved.search_seconds);
-    let checksum = dataset.corpus_checksum()?;
+    let checksum = retrieved.corpus_sha256.clone();
 
     let mut run = Run::new();
     for ((qid, _), hits) in texts.iter().zip(retrieved.hits) {

@@ -75,6 +75,8 @@ pub struct Retrieved {
     pub search_seconds: f64,
     /// Settings and statistics for meta.json.
     pub details: serde_json::Value,
+    /// sha256 of the corpus file (the cache key's basis).
+    pub corpus_sha256: String,
 }
 
 fn bm25_search(index: &Bm25Index, queries: &[String], depth: usize, params: Bm25Params, threads: usize) -> Result<Vec<Vec<(u32, f32)>>> {
@@ -138,6 +140,7 @@ pub fn retrieve(
                     "norms": "Lucene SmallFloat byte4 (lossy, as Anserini's default)",
                     "index_dir": index.dir(), "index_docs": index.num_docs(), "index_total_terms": index.total_terms(),
                 }),
+                corpus_sha256: checksum,
             })
         }
         RetrieverSpec::Dense { model, hnsw } => {
@@ -177,6 +180,7 @@ pub fn retrieve(
                     "hnsw": hnsw, "depth": depth, "dim": embeddings.dim, "embedding_cache": embeddings.dir,
                     "passages_encoded_now": embeddings.encoded_now, "encode_threads": encode_threads,
                 }),
+                corpus_sha256: checksum,
             })
         }
     }
