@@ -1,0 +1,175 @@
+//! Execution accuracy and the sandbox on the vendored Spider dev databases.
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use harness_sql::data::{read_gold_file, read_prediction_file};
+use harness_sql::{evaluate, render_schema, summarize, ExItem, ExMode, ExOptions, ExecFailure, ExecLimits, Sandbox, TextDecoding, Verdict};
+use sha2::{Digest, Sha256};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn spider() -> PathBuf {
+    repo().join("datasets/data/spider")
+}
+
+fn db_dir() -> PathBuf {
+    spider().join("database")
+}
+
+fn options(mode: ExMode) -> ExOptions {
+    ExOptions { mode, threads: 2, ..Default::default() }
+}
+
+fn gold_items() -> Vec<ExItem> {
+    read_gold_file(&spider().join("dev_gold.sql"))
+        .unwrap()
+        .into_iter()
+        .map(|q| ExItem { index: q.index, db_id: q.db_id, pred_sql: q.gold_sql.clone(), gold_sql: q.gold_sql, level: None })
+        .collect()
+}
+
+#[test]
+fn every_runnable_dev_gold_query_matches_itself_in_both_modes() {
+    let items = gold_items();
+    assert_eq!(items.len(), 1034);
+    for mode in [ExMode::Dr, ExMode::TestSuite] {
+        let results = evaluate(&items, &db_dir(), &options(mode), &|| {}).unwrap();
+        let all = summarize(&results, &[]).pop().unwrap();
+        assert_eq!((all.questions, all.scored, all.correct), (1034, 972, 972), "{mode:?}");
+        assert_eq!((all.not_runnable, all.gold_failed), (62, 0), "{mode:?}");
+        for r in &results {
+            match &r.verdict {
+                Verdict::NotRunnable(why) => {
+                    assert_eq!(r.db_id, "wta_1");
+                    assert!(why.contains("database wta_1 is missing"), "{why}");
+                }
+                v => assert_eq!(v, &Verdict::Correct, "question {} ({})", r.index, r.db_id),
+            }
+        }
+    }
+}
+
+#[test]
+fn verdicts_equal_the_reference_implementations_case_by_case() {
+    let dir = repo().join("tests/golden/spider_exec");
+    let golds = read_gold_file(&dir.join("gold.sql.gz")).unwrap();
+    let preds = read_prediction_file(&dir.join("pred.sql.gz"), golds.len()).unwrap();
+    let expected: Vec<(String, bool, bool)> = std::fs::read_to_string(dir.join("expected.tsv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f[2].to_string(), f[3] == "1", f[4] == "1")
+        })
+        .collect();
+    assert_eq!(expected.len(), golds.len());
+    let items: Vec<ExItem> = golds
+        .into_iter()
+        .zip(preds)
+        .map(|(g, p)| ExItem { index: g.index, db_id: g.db_id, gold_sql: g.gold_sql, pred_sql: p, level: None })
+        .collect();
+    for (mode, column) in [(ExMode::TestSuite, 1), (ExMode::Dr, 2)] {
+        let results = evaluate(&items, &db_dir(), &options(mode), &|| {}).unwrap();
+        let mut disagreements = Vec::new();
+        for (r, (kind, ts, dr)) in results.iter().zip(&expected) {
+            let want = if column == 1 { *ts } else { *dr };
+            assert!(r.verdict.scored(), "case {} not scored: {:?}", r.index, r.verdict);
+            if (r.verdict == Verdict::Correct) != want {
+                disagreements.push(format!("case {} ({kind}): want {want}, got {:?}", r.index, r.verdict));
+            }
+        }
+        assert!(disagreements.is_empty(), "{mode:?}: {} disagreements, first: {:?}", disagreements.len(), &disagreements[..disagreements.len().min(5)]);
+        // The variants must exercise both outcomes, or the comparison proves little.
+        let correct = results.iter().filter(|r| r.verdict == Verdict::Correct).count();
+        assert!(correct > 1000 && correct < results.len() - 1000, "{mode:?}: {correct} correct");
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+#[test]
+fn hostile_sql_is_refused_or_stopped_and_the_file_is_unchanged() {
+    let path = db_dir().join("concert_singer/concert_singer.sqlite");
+    let before = sha256(&path);
+    let limits = ExecLimits { timeout: Duration::from_millis(500), max_rows: 100_000, ..Default::default() };
+    let db = Sandbox::open(&path, limits).unwrap();
+    let denied = [
+        "INSERT INTO singer (Singer_ID, Name) VALUES (99, 'x')",
+        "UPDATE singer SET Name = 'x'",
+        "DELETE FROM singer",
+        "DROP TABLE singer",
+        "CREATE TABLE evil (a)",
+        "CREATE TEMP TABLE evil (a)",
+        "ALTER TABLE singer ADD COLUMN evil",
+        "ATTACH DATABASE '/tmp/evil.sqlite' AS evil",
+        "PRAGMA writable_schema = ON",
+        "PRAGMA journal_mode = DELETE",
+        "BEGIN",
+        "SELECT load_extension('/tmp/evil')",
+        "VACUUM",
+    ];
+    for sql in denied {
+        match db.execute(sql, TextDecoding::Strict) {
+            Err(ExecFailure::Denied(_)) | Err(ExecFailure::Sqlite(_)) => {}
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+    // Writes name what was refused.
+    let msg = db.execute("DELETE FROM singer", TextDecoding::Strict).unwrap_err().to_string();
+    assert!(msg.contains("DELETE from singer"), "{msg}");
+    // Introspection stays allowed.
+    assert!(db.execute("PRAGMA table_info(singer)", TextDecoding::Strict).is_ok());
+
+    let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let start = Instant::now();
+    assert_eq!(db.execute(endless, TextDecoding::Strict), Err(ExecFailure::Timeout(limits.timeout)));
+    assert!(start.elapsed() < limits.timeout + Duration::from_millis(500), "{:?}", start.elapsed());
+
+    let cross = "SELECT * FROM singer a, singer b, singer c, singer d, singer e, singer f, singer g";
+    match db.execute(cross, TextDecoding::Strict) {
+        Err(ExecFailure::TooManyRows(100_000)) | Err(ExecFailure::Timeout(_)) => {}
+        other => panic!("cross join: {:?}", other.map(|r| r.rows.len())),
+    }
+    // 6^14 combinations: far past any limit.
+    let counted_cross = format!("SELECT count(*) FROM {}", (0..14).map(|i| format!("singer t{i}")).collect::<Vec<_>>().join(", "));
+    let start = Instant::now();
+    assert_eq!(db.execute(&counted_cross, TextDecoding::Strict), Err(ExecFailure::Timeout(limits.timeout)));
+    assert!(start.elapsed() < limits.timeout + Duration::from_millis(500));
+
+    let huge_literal = format!("SELECT '{}'", "x".repeat(10 << 20));
+    let err = db.execute(&huge_literal, TextDecoding::Strict).unwrap_err();
+    assert!(err.to_string().contains("limit"), "{err}");
+    let huge_value = "SELECT length(zeroblob(1000000000))";
+    assert!(matches!(db.execute(huge_value, TextDecoding::Strict), Err(ExecFailure::Sqlite(_))));
+    // Several statements in one string are refused, as Python's cursor.execute does.
+    assert!(db.execute("SELECT 1; DELETE FROM singer", TextDecoding::Strict).is_err());
+    drop(db);
+    assert_eq!(sha256(&path), before, "the database file changed");
+}
+
+#[test]
+fn a_missing_or_damaged_database_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let err = Sandbox::open(&tmp.path().join("none.sqlite"), ExecLimits::default()).err().unwrap();
+    assert!(err.to_string().contains("no such file"), "{err}");
+    let junk = tmp.path().join("junk.sqlite");
+    std::fs::write(&junk, b"this is not a database, just text long enough to have a header.......").unwrap();
+    let err = Sandbox::open(&junk, ExecLimits::default()).err().unwrap();
+    assert!(err.to_string().contains("junk.sqlite"), "{err}");
+}
+
+#[test]
+fn schema_text_has_create_statements_foreign_keys_and_samples() {
+    let db = Sandbox::open(&db_dir().join("concert_singer/concert_singer.sqlite"), ExecLimits::default()).unwrap();
+    let schema = render_schema(&db, 0).unwrap();
+    assert_eq!(schema.matches("CREATE TABLE").count(), 4, "{schema}");
+    assert!(schema.contains("FOREIGN KEY"), "{schema}");
+    assert!(!schema.contains("example rows"));
+    let with_rows = render_schema(&db, 2).unwrap();
+    assert!(with_rows.contains("2 example rows from singer"), "{with_rows}");
+}
