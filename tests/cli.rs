@@ -131,3 +131,73 @@ fn user_mistakes_get_one_line_errors() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+#[test]
+fn spider_gold_self_check_lands_in_the_standard_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = harness(&["eval", "--dataset", "spider", "--method", "gold", "--out", out.to_str().unwrap(), "--quiet"], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(csv_value(&out.join("table.csv"), "ex_dr"), 1.0);
+    assert_eq!(csv_value(&out.join("table.csv"), "ex_test_suite"), 1.0);
+    assert_eq!(csv_value(&out.join("table.csv"), "queries"), 972.0);
+    let verdicts = std::fs::read_to_string(out.join("verdicts.test-suite.tsv")).unwrap();
+    let not_runnable: Vec<&str> = verdicts.lines().filter(|l| l.contains("\tnot-runnable\t")).collect();
+    assert_eq!(not_runnable.len(), 62);
+    assert!(not_runnable.iter().all(|l| l.contains("\twta_1\t") && l.contains("database wta_1 is missing")));
+
+    let o = harness(&["eval", "--dataset", "spider", "--method", "original"], tmp.path());
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("available: gold"), "{}", stderr(&o));
+}
+
+#[test]
+fn sql_eval_reads_official_files_and_writes_verdicts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/data/spider/database");
+    let gold = tmp.path().join("gold.sql");
+    let pred = tmp.path().join("pred.sql");
+    std::fs::write(
+        &gold,
+        "SELECT count(*) FROM singer\tconcert_singer\n\
+         SELECT name, country FROM singer ORDER BY age DESC\tconcert_singer\n\
+         SELECT DISTINCT country FROM singer\tconcert_singer\n\
+         SELECT count(*) FROM players\twta_1\n\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &pred,
+        "SELECT count(*) FROM singer\tconcert_singer\n\
+         SELECT country, name FROM singer ORDER BY age DESC\n\
+         DELETE FROM singer\n\
+         SELECT 1\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let args = |mode: &'static str| -> Vec<String> {
+        ["sql-eval", "--gold", gold.to_str().unwrap(), "--pred", pred.to_str().unwrap(), "--db-dir", db_dir.to_str().unwrap(), "--mode", mode, "--out", out.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |mode| {
+        let a = args(mode);
+        harness(&a.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path())
+    };
+    let o = run("test-suite");
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Column permutation is accepted by the official rule; the write is refused, so wrong.
+    assert!(stdout(&o).contains("all                4       3        2             1            0   0.6667"), "{}", stdout(&o));
+    let verdicts = std::fs::read_to_string(out.join("verdicts.tsv")).unwrap();
+    let lines: Vec<&str> = verdicts.lines().collect();
+    assert!(lines[3].contains("\twrong\t") && lines[3].contains("denied by the read-only sandbox: DELETE from singer"), "{}", lines[3]);
+    assert!(lines[4].contains("\tnot-runnable\t"), "{}", lines[4]);
+    let o = run("dr");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("all                4       3        1             1            0   0.3333"), "{}", stdout(&o));
+
+    std::fs::write(&pred, "SELECT 1\n").unwrap();
+    let o = run("dr");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("1 predictions for 4 gold questions"), "{}", stderr(&o));
+}

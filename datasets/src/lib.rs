@@ -14,4 +14,4 @@ pub mod registry;
 
 pub use card::{Card, Family, LoaderKind};
 pub use error::{DatasetError, Result};
-pub use registry::Registry;
+pub use registry::{resolve_data_file, Registry};

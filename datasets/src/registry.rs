@@ -26,7 +26,8 @@ pub struct Registry {
 /// vendored compressed copy both work.
 pub fn resolve_data_file(dir: &Path, name: &str) -> Option<PathBuf> {
     let exact = dir.join(name);
-    if exact.is_file() {
+    // A card may name a folder (a database directory) as well as a file.
+    if exact.is_file() || exact.is_dir() {
         return Some(exact);
     }
     let twin = match name.strip_suffix(".gz") {

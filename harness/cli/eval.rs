@@ -61,6 +61,12 @@ pub struct EvalArgs {
     /// Also report the paper's own NDCG@10 (dr-compat; never mixed into the standard table).
     #[arg(long)]
     pub dr_compat: bool,
+    /// SQL datasets: folder with <db_id>/<db_id>.sqlite (default: the dataset's vendored databases).
+    #[arg(long)]
+    pub db_dir: Option<PathBuf>,
+    /// SQL datasets: seconds one statement may run (the paper uses 30).
+    #[arg(long, default_value_t = 30.0)]
+    pub sql_timeout_secs: f64,
     /// Do not print the table.
     #[arg(long)]
     pub quiet: bool,
@@ -75,6 +81,9 @@ pub struct EvalOutcome {
 pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     let registry = Registry::load_default()?;
     let card = registry.get(&args.dataset)?.clone();
+    if matches!(card.loader, LoaderKind::Spider | LoaderKind::Bird) {
+        return crate::sql_dataset::run(&args, &registry, &card);
+    }
     if card.loader != LoaderKind::Beir {
         bail!(
             "dataset '{}' uses the '{}' loader, which this build cannot evaluate yet ({})",

@@ -7,6 +7,8 @@ mod paths;
 mod reproduce;
 mod retrieve;
 mod score;
+mod sql_dataset;
+mod sql_eval;
 
 use clap::{Parser, Subcommand};
 
@@ -32,6 +34,8 @@ enum Command {
     Cost(cost::CostArgs),
     /// Encode lines of standard input with a dense model; one JSON array per line.
     Embed(embed::EmbedArgs),
+    /// Execution accuracy of predicted SQL (official Spider file layout; dr or test-suite mode).
+    SqlEval(sql_eval::SqlEvalArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -45,6 +49,7 @@ fn main() {
         Command::Reproduce(args) => reproduce::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Cost(args) => cost::run(args),
+        Command::SqlEval(args) => sql_eval::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -147,6 +147,8 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
             measures: vec![cell.measure.clone()],
             out: Some(out.join("cells").join(format!("{}-{}-{}-{}-{}", cell.dataset, cell.method, cell.k1, cell.b, cell.fields))),
             dr_compat: false,
+            db_dir: None,
+            sql_timeout_secs: 30.0,
             quiet: true,
         };
         let system = format!("{} / bm25(k1={},b={},{})", eval_args.method, cell.k1, cell.b, cell.fields);
