@@ -36,6 +36,8 @@ enum Command {
     Embed(embed::EmbedArgs),
     /// Execution accuracy of predicted SQL (official Spider file layout; dr or test-suite mode).
     SqlEval(sql_eval::SqlEvalArgs),
+    /// Print a database's schema as prompts show it (CREATE TABLE statements with keys).
+    SqlSchema(sql_eval::SqlSchemaArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -50,6 +52,7 @@ fn main() {
         Command::Embed(args) => embed::run(args),
         Command::Cost(args) => cost::run(args),
         Command::SqlEval(args) => sql_eval::run(args),
+        Command::SqlSchema(args) => sql_eval::schema(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -20,7 +20,8 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
     if args.method != "gold" {
         bail!("method '{}' does not apply to the SQL dataset '{}'; available: {SQL_METHODS}", args.method, card.name);
     }
-    let dir = registry.require_offline(card)?;
+    // With --db-dir the databases come from elsewhere; only the question files must be here.
+    let dir = if args.db_dir.is_some() { registry.dataset_dir(card) } else { registry.require_offline(card)? };
     let split = args.split.clone().or(card.default_split.clone()).context("no --split given and the card has no default")?;
     let split_card = card.splits.get(&split).with_context(|| {
         format!("dataset '{}' has no split '{split}' (splits: {})", card.name, card.splits.keys().cloned().collect::<Vec<_>>().join(", "))
@@ -32,7 +33,16 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         LoaderKind::Bird => (load_bird_questions(&questions_file)?, harness_sql::BIRD_LEVELS, dir.join("dev_databases")),
         other => bail!("loader '{}' is not a SQL loader", other.name()),
     };
-    let db_dir = args.db_dir.clone().unwrap_or(default_db_dir);
+    let db_dir = match (&args.db_dir, card.loader, split.as_str()) {
+        (Some(d), _, _) => d.clone(),
+        // Spider's train databases ship as one verified archive, unpacked into the cache once.
+        (None, LoaderKind::Spider, "train") => harness_sql::data::unpack_databases(
+            &dir.join("train_databases.tar.gz"),
+            &dir.join("train_databases.SHA256SUMS"),
+            &paths::cache_dir().join("spider").join("train_databases"),
+        )?,
+        (None, _, _) => default_db_dir,
+    };
     let items: Vec<ExItem> = questions
         .iter()
         .map(|q| ExItem { index: q.index, db_id: q.db_id.clone(), gold_sql: q.gold_sql.clone(), pred_sql: q.gold_sql.clone(), level: q.level.clone() })

@@ -215,3 +215,20 @@ pub fn format_summary(summary: &[LevelSummary], mode: ExMode) -> String {
     }
     out
 }
+
+#[derive(clap::Args)]
+pub struct SqlSchemaArgs {
+    /// SQLite database file.
+    #[arg(long)]
+    db: PathBuf,
+    /// Example rows to show after each table (0: none).
+    #[arg(long, default_value_t = 0)]
+    sample_rows: usize,
+}
+
+/// `harness sql-schema`: the schema text prompts use, read from the database itself.
+pub fn schema(args: SqlSchemaArgs) -> Result<()> {
+    let db = harness_sql::Sandbox::open(&args.db, ExecLimits::default())?;
+    println!("{}", harness_sql::render_schema(&db, args.sample_rows)?);
+    Ok(())
+}

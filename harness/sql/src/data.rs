@@ -195,3 +195,54 @@ pub fn render_schema(db: &Sandbox, sample_rows: usize) -> Result<String, SqlErro
     }
     Ok(parts.join("\n\n"))
 }
+
+/// Unpacks a `.tar.gz` of `<db_id>/<db_id>.sqlite` folders into `dest` once, checking every file
+/// against `sums` (`sha256  path` lines). Unpacks into a sibling folder and renames, so an
+/// interrupted run leaves nothing half-written at `dest`. Returns `dest`.
+pub fn unpack_databases(archive: &Path, sums: &Path, dest: &Path) -> Result<PathBuf, SqlError> {
+    let done = dest.join(".complete");
+    if done.is_file() {
+        return Ok(dest.to_path_buf());
+    }
+    let expected: Vec<(String, String)> = read_text(sums)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(n, l)| {
+            l.split_once("  ").map(|(h, p)| (h.to_string(), p.to_string())).ok_or_else(|| SqlError::Format {
+                path: sums.to_path_buf(),
+                line: n + 1,
+                cause: "expected '<sha256>  <path>'".into(),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let parent = dest.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(|e| SqlError::io(parent, e))?;
+    let staging = parent.join(format!(
+        ".{}.partial-{}",
+        dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&staging);
+    let file = std::fs::File::open(archive).map_err(|e| SqlError::io(archive, e))?;
+    tar::Archive::new(flate2::read::GzDecoder::new(file))
+        .unpack(&staging)
+        .map_err(|e| SqlError::Database { path: archive.to_path_buf(), cause: format!("unpacking: {e}") })?;
+    for (sha, rel) in &expected {
+        let path = staging.join(rel);
+        let bytes = std::fs::read(&path).map_err(|e| SqlError::io(&path, e))?;
+        let got = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if &got != sha {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(SqlError::Database {
+                path: archive.to_path_buf(),
+                cause: format!("{rel}: sha256 {got}, expected {sha} (archive damaged?)"),
+            });
+        }
+    }
+    std::fs::write(staging.join(".complete"), format!("{} databases verified\n", expected.len()))
+        .map_err(|e| SqlError::io(&staging, e))?;
+    let _ = std::fs::remove_dir_all(dest);
+    std::fs::rename(&staging, dest).map_err(|e| SqlError::io(dest, e))?;
+    Ok(dest.to_path_buf())
+}

@@ -86,6 +86,11 @@ fn verdicts_equal_the_reference_implementations_case_by_case() {
         let correct = results.iter().filter(|r| r.verdict == Verdict::Correct).count();
         assert!(correct > 1000 && correct < results.len() - 1000, "{mode:?}: {correct} correct");
     }
+    // 12,918 executions later, every database is byte-identical to its recorded checksum.
+    for line in std::fs::read_to_string(db_dir().join("SHA256SUMS")).unwrap().lines() {
+        let (sum, rel) = line.split_once("  ").unwrap();
+        assert_eq!(sha256(&db_dir().join(rel)), sum, "{rel} changed");
+    }
 }
 
 fn sha256(path: &Path) -> String {
@@ -172,4 +177,58 @@ fn schema_text_has_create_statements_foreign_keys_and_samples() {
     assert!(!schema.contains("example rows"));
     let with_rows = render_schema(&db, 2).unwrap();
     assert!(with_rows.contains("2 example rows from singer"), "{with_rows}");
+}
+
+#[test]
+fn question_files_load_with_their_fields() {
+    let dev = harness_sql::data::load_spider_questions(&spider().join("dev.json.gz")).unwrap();
+    assert_eq!(dev.len(), 1034);
+    assert_eq!(dev.iter().filter(|q| q.db_id == "wta_1").count(), 62);
+    let gold = read_gold_file(&spider().join("dev_gold.sql")).unwrap();
+    assert!(dev.iter().zip(&gold).all(|(q, g)| q.gold_sql.trim() == g.gold_sql && q.db_id == g.db_id));
+    let train = harness_sql::data::load_spider_questions(&spider().join("train_spider.min.json.gz")).unwrap();
+    assert_eq!(train.len(), 7000);
+
+    let bird = harness_sql::data::load_bird_questions(&repo().join("datasets/data/bird/dev.json.gz")).unwrap();
+    assert_eq!(bird.len(), 1534);
+    let count = |level: &str| bird.iter().filter(|q| q.level.as_deref() == Some(level)).count();
+    assert_eq!((count("simple"), count("moderate"), count("challenging")), (925, 464, 145));
+    assert_eq!(bird.iter().filter(|q| q.evidence.is_some()).count(), 1386);
+    let bird_gold = read_gold_file(&repo().join("datasets/data/bird/dev_gold.sql.gz")).unwrap();
+    assert!(bird.iter().zip(&bird_gold).all(|(q, g)| q.db_id == g.db_id));
+}
+
+#[test]
+fn malformed_question_and_gold_files_name_the_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad_json = tmp.path().join("dev.json");
+    std::fs::write(&bad_json, "[\n{\"db_id\": \"x\",\n \"query\": 3}\n]").unwrap();
+    let err = harness_sql::data::load_spider_questions(&bad_json).unwrap_err().to_string();
+    assert!(err.contains("dev.json:3:"), "{err}");
+    let bad_gold = tmp.path().join("gold.sql");
+    std::fs::write(&bad_gold, "SELECT 1\tdb\nSELECT 2 without a db id\n").unwrap();
+    let err = read_gold_file(&bad_gold).unwrap_err().to_string();
+    assert!(err.contains("gold.sql:2:") && err.contains("SQL<TAB>db_id"), "{err}");
+}
+
+#[test]
+fn train_databases_unpack_once_verified_and_reject_a_damaged_archive() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("train");
+    let archive = spider().join("train_databases.tar.gz");
+    let sums = spider().join("train_databases.SHA256SUMS");
+    harness_sql::data::unpack_databases(&archive, &sums, &dest).unwrap();
+    assert!(dest.join("activity_1/activity_1.sqlite").is_file());
+    assert_eq!(std::fs::read_dir(&dest).unwrap().filter(|e| e.as_ref().unwrap().path().is_dir()).count(), 144);
+    // Second call: nothing to do.
+    harness_sql::data::unpack_databases(&archive, &sums, &dest).unwrap();
+
+    let bad_sums = tmp.path().join("bad.SHA256SUMS");
+    let text = std::fs::read_to_string(&sums).unwrap();
+    std::fs::write(&bad_sums, text.replacen(&text[..64], &"0".repeat(64), 1)).unwrap();
+    let other = tmp.path().join("other");
+    let err = harness_sql::data::unpack_databases(&archive, &bad_sums, &other).unwrap_err().to_string();
+    assert!(err.contains("expected 0000"), "{err}");
+    assert!(!other.exists(), "a failed unpack left {}", other.display());
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "staging folder left behind");
 }
