@@ -67,6 +67,10 @@ pub struct SqlEvalArgs {
     /// non-blank lines), e.g. Spider hardness; the summary is then broken down by level.
     #[arg(long)]
     levels: Option<PathBuf>,
+    /// The question file the gold lines come from (Spider dev.json or BIRD dev.json, same order):
+    /// levels are taken from it (Spider hardness from its parsed SQL, BIRD difficulty).
+    #[arg(long, conflicts_with = "levels")]
+    questions: Option<PathBuf>,
     #[command(flatten)]
     exec: ExecArgs,
     /// Output folder (default: results/runs/<run-id>).
@@ -84,6 +88,21 @@ pub fn run(args: SqlEvalArgs) -> Result<()> {
     if let Some(levels) = &args.levels {
         attach_levels(&mut golds, levels)?;
     }
+    if let Some(path) = &args.questions {
+        let questions = harness_sql::data::load_questions(path)?;
+        anyhow::ensure!(
+            questions.len() == golds.len(),
+            "{}: {} questions for {} gold lines in {}",
+            path.display(),
+            questions.len(),
+            golds.len(),
+            args.gold.display()
+        );
+        for (g, q) in golds.iter_mut().zip(questions) {
+            anyhow::ensure!(g.db_id == q.db_id, "{}: question {} is on {}, gold line {} on {}", path.display(), q.index, q.db_id, g.index, g.db_id);
+            g.level = q.level;
+        }
+    }
     let preds = read_prediction_file(&args.pred, golds.len())?;
     let items: Vec<ExItem> = golds
         .into_iter()
@@ -94,7 +113,8 @@ pub fn run(args: SqlEvalArgs) -> Result<()> {
     let start = Instant::now();
     let results = evaluate_with_progress(&items, &args.db_dir, &options, args.quiet)?;
     let seconds = start.elapsed().as_secs_f64();
-    let summary = summarize(&results, harness_sql::SPIDER_LEVELS);
+    let order: Vec<&str> = harness_sql::SPIDER_LEVELS.iter().chain(harness_sql::BIRD_LEVELS).copied().collect();
+    let summary = summarize(&results, &order);
 
     let run_id = paths::new_run_id(&format!("sql-eval-{}", mode.name()));
     let out = args.out.clone().unwrap_or_else(|| paths::runs_dir().join(&run_id));

@@ -26,6 +26,9 @@ struct SpiderItem {
     db_id: String,
     query: String,
     question: String,
+    /// The parsed query (official files have it; reduced copies may not).
+    #[serde(default)]
+    sql: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -56,7 +59,8 @@ fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result
     })
 }
 
-/// Spider's `dev.json` / `train_spider.json` (also the reduced question/query/db_id copies).
+/// Spider's `dev.json` / `train_spider.json` (also the reduced question/query/db_id copies). The
+/// hardness level comes from the parsed `sql` field when the file has it.
 pub fn load_spider_questions(path: &Path) -> Result<Vec<SqlQuestion>, SqlError> {
     let items: Vec<SpiderItem> = parse_json(path, &read_text(path)?)?;
     Ok(items
@@ -68,7 +72,7 @@ pub fn load_spider_questions(path: &Path) -> Result<Vec<SqlQuestion>, SqlError> 
             question: it.question,
             gold_sql: it.query,
             evidence: None,
-            level: None,
+            level: it.sql.as_ref().map(|sql| crate::hardness::spider_hardness(sql).to_string()),
         })
         .collect())
 }
@@ -88,6 +92,13 @@ pub fn load_bird_questions(path: &Path) -> Result<Vec<SqlQuestion>, SqlError> {
             level: it.difficulty,
         })
         .collect())
+}
+
+/// A Spider or BIRD question file, told apart by its gold-SQL key (`query` or `SQL`).
+pub fn load_questions(path: &Path) -> Result<Vec<SqlQuestion>, SqlError> {
+    let text = read_text(path)?;
+    let is_bird = text.find("\"SQL\"").is_some() && text.find("\"query\"").is_none();
+    if is_bird { load_bird_questions(path) } else { load_spider_questions(path) }
 }
 
 /// Reads per-question levels (`index<TAB>level` lines, 1-based) and attaches them.

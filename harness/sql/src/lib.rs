@@ -8,6 +8,7 @@
 pub mod accuracy;
 pub mod compare;
 pub mod data;
+pub mod hardness;
 pub mod preprocess;
 pub mod sandbox;
 pub mod value;

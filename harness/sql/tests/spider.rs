@@ -232,3 +232,18 @@ fn train_databases_unpack_once_verified_and_reject_a_damaged_archive() {
     assert!(!other.exists(), "a failed unpack left {}", other.display());
     assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2, "staging folder left behind");
 }
+
+#[test]
+fn hardness_levels_equal_the_official_evaluators() {
+    let dev = harness_sql::data::load_spider_questions(&spider().join("dev.json.gz")).unwrap();
+    let expected = std::fs::read_to_string(repo().join("tests/golden/spider_exec/dev_hardness.tsv")).unwrap();
+    let mut counts = std::collections::BTreeMap::new();
+    for (q, line) in dev.iter().zip(expected.lines()) {
+        let (index, level) = line.split_once('\t').unwrap();
+        assert_eq!(index, q.index.to_string());
+        assert_eq!(q.level.as_deref(), Some(level), "question {index}");
+        *counts.entry(level).or_insert(0) += 1;
+    }
+    // The published Spider dev counts.
+    assert_eq!(counts.into_iter().collect::<Vec<_>>(), [("easy", 248), ("extra", 166), ("hard", 174), ("medium", 446)]);
+}
