@@ -116,10 +116,13 @@ fn datasets_list_shows_offline_status() {
 #[test]
 fn user_mistakes_get_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 8] = [
         (&["eval", "--dataset", "nope"], "unknown dataset 'nope'"),
         (&["eval", "--dataset", "nfcorpus"], "not available offline: missing corpus.jsonl"),
-        (&["eval", "--dataset", "spider"], "uses the 'spider' loader"),
+        (&["eval", "--dataset", "pubmed"], "uses the 'review' loader"),
+        (&["eval", "--dataset", "spider"], "method 'original' does not apply to the SQL dataset 'spider'"),
+        (&["eval", "--dataset", "bird", "--method", "gold"], "not available offline: missing dev_databases"),
+        (&["sql-eval", "--gold", "/nonexistent/gold.sql", "--pred", "p", "--db-dir", "d"], "/nonexistent/gold.sql"),
         (&["eval", "--dataset", "scifact", "--split", "validation"], "has no split 'validation'"),
         (&["eval", "--dataset", "scifact", "--method", "magic"], "unknown method 'magic'"),
     ];

@@ -186,21 +186,26 @@ pub fn write_verdicts(path: &Path, results: &[ExResult]) -> Result<()> {
     Ok(())
 }
 
+const SUMMARY_HEADER: [&str; 7] = ["level", "questions", "scored", "correct", "not_runnable", "gold_failed", "execution_accuracy"];
+
+/// The cells of one summary row, in `SUMMARY_HEADER` order.
+fn summary_cells(s: &LevelSummary) -> [String; 7] {
+    [
+        s.level.clone(),
+        s.questions.to_string(),
+        s.scored.to_string(),
+        s.correct.to_string(),
+        s.not_runnable.to_string(),
+        s.gold_failed.to_string(),
+        format!("{:.4}", s.accuracy()),
+    ]
+}
+
 fn write_summary(path: &Path, summary: &[LevelSummary]) -> Result<()> {
     harness_core::io::write_atomically(path, |w| {
-        writeln!(w, "level\tquestions\tscored\tcorrect\tnot_runnable\tgold_failed\texecution_accuracy")?;
+        writeln!(w, "{}", SUMMARY_HEADER.join("\t"))?;
         for s in summary {
-            writeln!(
-                w,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{:.4}",
-                s.level,
-                s.questions,
-                s.scored,
-                s.correct,
-                s.not_runnable,
-                s.gold_failed,
-                s.accuracy()
-            )?;
+            writeln!(w, "{}", summary_cells(s).join("\t"))?;
         }
         Ok(())
     })?;
@@ -210,18 +215,17 @@ fn write_summary(path: &Path, summary: &[LevelSummary]) -> Result<()> {
 /// The summary as a small aligned table.
 pub fn format_summary(summary: &[LevelSummary], mode: ExMode) -> String {
     let mut out = format!("execution accuracy ({} mode)\n", mode.name());
-    out.push_str(&format!("{:<10} {:>9} {:>7} {:>8} {:>13} {:>12} {:>8}\n", "level", "questions", "scored", "correct", "not-runnable", "gold-failed", "EX"));
+    let line = |cells: &[String]| {
+        let mut text = format!("{:<10}", cells[0]);
+        for (cell, width) in cells[1..].iter().zip([9, 7, 8, 13, 12, 8]) {
+            text.push_str(&format!(" {cell:>width$}"));
+        }
+        text + "\n"
+    };
+    let header = ["level", "questions", "scored", "correct", "not-runnable", "gold-failed", "EX"].map(String::from);
+    out.push_str(&line(&header));
     for s in summary {
-        out.push_str(&format!(
-            "{:<10} {:>9} {:>7} {:>8} {:>13} {:>12} {:>8.4}\n",
-            s.level,
-            s.questions,
-            s.scored,
-            s.correct,
-            s.not_runnable,
-            s.gold_failed,
-            s.accuracy()
-        ));
+        out.push_str(&line(&summary_cells(s)));
     }
     let all = summary.last().expect("summary ends with 'all'");
     if all.not_runnable > 0 {
