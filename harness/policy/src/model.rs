@@ -1,0 +1,283 @@
+//! Llama / Qwen2 decoder in tch, with a key/value cache and left-padded batches.
+use std::collections::HashMap;
+use std::path::Path;
+
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+use crate::config::ModelConfig;
+use crate::PolicyError;
+
+/// A linear projection (weight `[out, in]`, optional bias), laid out as Hugging Face names it.
+#[derive(Debug)]
+pub struct Linear {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+}
+
+impl Linear {
+    fn new(path: nn::Path<'_>, input: i64, output: i64, bias: bool) -> Linear {
+        let weight = path.var("weight", &[output, input], nn::Init::Const(0.0));
+        let bias = bias.then(|| path.var("bias", &[output], nn::Init::Const(0.0)));
+        Linear { weight, bias }
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Tensor {
+        x.linear(&self.weight, self.bias.as_ref())
+    }
+}
+
+#[derive(Debug)]
+struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+}
+
+impl RmsNorm {
+    fn new(path: nn::Path<'_>, size: i64, eps: f64) -> RmsNorm {
+        RmsNorm { weight: path.var("weight", &[size], nn::Init::Const(1.0)), eps }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        // Normalise in float32 whatever the weights' dtype, as Hugging Face does.
+        let kind = x.kind();
+        let x32 = x.to_kind(Kind::Float);
+        let variance = x32.pow_tensor_scalar(2).mean_dim(-1, true, Kind::Float);
+        let normed = x32 * (variance + self.eps).rsqrt();
+        normed.to_kind(kind) * &self.weight
+    }
+}
+
+#[derive(Debug)]
+struct Attention {
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    heads: i64,
+    kv_heads: i64,
+    head_dim: i64,
+}
+
+#[derive(Debug)]
+struct Mlp {
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+#[derive(Debug)]
+struct Layer {
+    input_layernorm: RmsNorm,
+    self_attn: Attention,
+    post_attention_layernorm: RmsNorm,
+    mlp: Mlp,
+}
+
+/// Keys and values of every layer for the positions seen so far: `[batch, kv_heads, len, dim]`.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    layers: Vec<Option<(Tensor, Tensor)>>,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> i64 {
+        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Keeps only the given batch rows (finished sequences dropped).
+    pub fn select_rows(&mut self, rows: &Tensor) {
+        for (k, v) in self.layers.iter_mut().flatten() {
+            *k = k.index_select(0, rows);
+            *v = v.index_select(0, rows);
+        }
+    }
+}
+
+/// The decoder.
+#[derive(Debug)]
+pub struct CausalLm {
+    pub config: ModelConfig,
+    embed_tokens: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Option<Linear>,
+    inv_freq: Tensor,
+    pub device: Device,
+}
+
+fn rotate_half(x: &Tensor) -> Tensor {
+    let half = x.size()[3] / 2;
+    let x1 = x.narrow(3, 0, half);
+    let x2 = x.narrow(3, half, half);
+    Tensor::cat(&[x2.neg(), x1], 3)
+}
+
+impl CausalLm {
+    /// Declares every weight under `path` (named as in Hugging Face checkpoints).
+    pub fn new(path: &nn::Path<'_>, config: ModelConfig) -> CausalLm {
+        let c = &config;
+        let model = path / "model";
+        let (h, hd, heads, kv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let layers = (0..c.num_hidden_layers)
+            .map(|i| {
+                let l = &model / "layers" / i;
+                let a = &l / "self_attn";
+                let m = &l / "mlp";
+                Layer {
+                    input_layernorm: RmsNorm::new(&l / "input_layernorm", h, c.rms_norm_eps),
+                    self_attn: Attention {
+                        q_proj: Linear::new(&a / "q_proj", h, heads * hd, c.qkv_bias()),
+                        k_proj: Linear::new(&a / "k_proj", h, kv * hd, c.qkv_bias()),
+                        v_proj: Linear::new(&a / "v_proj", h, kv * hd, c.qkv_bias()),
+                        o_proj: Linear::new(&a / "o_proj", heads * hd, h, false),
+                        heads,
+                        kv_heads: kv,
+                        head_dim: hd,
+                    },
+                    post_attention_layernorm: RmsNorm::new(&l / "post_attention_layernorm", h, c.rms_norm_eps),
+                    mlp: Mlp {
+                        gate_proj: Linear::new(&m / "gate_proj", h, c.intermediate_size, false),
+                        up_proj: Linear::new(&m / "up_proj", h, c.intermediate_size, false),
+                        down_proj: Linear::new(&m / "down_proj", c.intermediate_size, h, false),
+                    },
+                }
+            })
+            .collect();
+        let embed_tokens = (&model / "embed_tokens").var("weight", &[c.vocab_size, h], nn::Init::Const(0.0));
+        let norm = RmsNorm::new(&model / "norm", h, c.rms_norm_eps);
+        let lm_head = (!c.tie_word_embeddings).then(|| Linear::new(path / "lm_head", h, c.vocab_size, false));
+        let inv_freq = Tensor::from_slice(&c.inv_freq()).to_kind(Kind::Float).to_device(path.device());
+        CausalLm { config, embed_tokens, layers, norm, lm_head, inv_freq, device: path.device() }
+    }
+
+    /// Hidden states after the final norm: `input_ids`, `positions` `[B, T]`; `key_mask`
+    /// `[B, cached + T]` (true = a real token); updates `cache`.
+    pub fn hidden(&self, input_ids: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: &mut KvCache) -> Tensor {
+        let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
+        if cache.layers.is_empty() {
+            cache.layers = (0..self.layers.len()).map(|_| None).collect();
+        }
+        let past = cache.len();
+        let mut x = Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
+        let kind = x.kind();
+        // RoPE tables for these positions: [B, 1, T, head_dim].
+        let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * self.inv_freq.view([1, 1, -1]);
+        let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
+        let (cos, sin) = (emb.cos().to_kind(kind), emb.sin().to_kind(kind));
+        // Attention mask [B, 1, T, past + T]: a query sees real keys at or before its own slot,
+        // and always itself (so padded rows never become all-masked, which would give NaN).
+        let total = past + t;
+        let key_slot = Tensor::arange(total, (Kind::Int64, self.device)).view([1, 1, 1, total]);
+        let query_slot = (Tensor::arange(t, (Kind::Int64, self.device)) + past).view([1, 1, t, 1]);
+        let causal = key_slot.le_tensor(&query_slot);
+        let real = key_mask.view([b, 1, 1, total]);
+        let mask = causal.logical_and(&real).logical_or(&key_slot.eq_tensor(&query_slot));
+        for (i, layer) in self.layers.iter().enumerate() {
+            let residual = &x;
+            let h = layer.input_layernorm.forward(&x);
+            let a = &layer.self_attn;
+            let q = a.q_proj.forward(&h).view([b, t, a.heads, a.head_dim]).transpose(1, 2);
+            let k = a.k_proj.forward(&h).view([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
+            let v = a.v_proj.forward(&h).view([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
+            let q = &q * &cos + rotate_half(&q) * &sin;
+            let k = &k * &cos + rotate_half(&k) * &sin;
+            let (k, v) = match cache.layers[i].take() {
+                Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
+                None => (k, v),
+            };
+            let out = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), 0.0, false, None, a.kv_heads != a.heads);
+            cache.layers[i] = Some((k, v));
+            let out = out.transpose(1, 2).reshape([b, t, a.heads * a.head_dim]);
+            x = residual + a.o_proj.forward(&out);
+            let h = layer.post_attention_layernorm.forward(&x);
+            let m = &layer.mlp;
+            let ff = m.down_proj.forward(&(m.gate_proj.forward(&h).silu() * m.up_proj.forward(&h)));
+            x = &x + ff;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// Vocabulary logits of hidden states `[.., hidden]`, in float32.
+    pub fn logits(&self, hidden: &Tensor) -> Tensor {
+        let out = match &self.lm_head {
+            Some(head) => head.forward(hidden),
+            None => hidden.matmul(&self.embed_tokens.tr()),
+        };
+        out.to_kind(Kind::Float)
+    }
+
+    /// Logits at every position of unpadded sequences `[B, T]` (no cache kept).
+    pub fn forward_full(&self, input_ids: &Tensor) -> Tensor {
+        let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
+        let positions = Tensor::arange(t, (Kind::Int64, self.device)).unsqueeze(0).expand([b, t], false);
+        let key_mask = Tensor::ones([b, t], (Kind::Bool, self.device));
+        let mut cache = KvCache::default();
+        self.logits(&self.hidden(input_ids, &positions, &key_mask, &mut cache))
+    }
+}
+
+impl Module for CausalLm {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        self.forward_full(xs)
+    }
+}
+
+/// Copies weights from safetensors files into the variables of `vs` (one file, or the shards of
+/// `model.safetensors.index.json`). Every variable must be found, with its shape.
+pub fn load_weights(vs: &mut nn::VarStore, dir: &Path) -> Result<(), PolicyError> {
+    let index = dir.join("model.safetensors.index.json");
+    let files: Vec<std::path::PathBuf> = if index.is_file() {
+        let text = std::fs::read_to_string(&index).map_err(|e| PolicyError::io(&index, e))?;
+        let json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| PolicyError::Format { path: index.clone(), cause: e.to_string() })?;
+        let map = json.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| PolicyError::Format {
+            path: index.clone(),
+            cause: "no weight_map".into(),
+        })?;
+        let mut shards: Vec<String> = map.values().filter_map(|v| v.as_str().map(String::from)).collect();
+        shards.sort();
+        shards.dedup();
+        shards.into_iter().map(|s| dir.join(s)).collect()
+    } else {
+        vec![dir.join("model.safetensors")]
+    };
+    let mut found: HashMap<String, Tensor> = HashMap::new();
+    for file in &files {
+        if !file.is_file() {
+            return Err(PolicyError::Format { path: file.clone(), cause: "weights file is missing".into() });
+        }
+        let tensors = Tensor::read_safetensors(file).map_err(|e| PolicyError::Format { path: file.clone(), cause: e.to_string() })?;
+        found.extend(tensors);
+    }
+    let variables = vs.variables();
+    let mut missing = Vec::new();
+    tch::no_grad(|| -> Result<(), PolicyError> {
+        for (name, mut var) in variables {
+            match found.get(&name) {
+                Some(src) if src.size() == var.size() => var.copy_(src),
+                Some(src) => {
+                    return Err(PolicyError::Format {
+                        path: dir.to_path_buf(),
+                        cause: format!("{name}: shape {:?} in the checkpoint, {:?} expected", src.size(), var.size()),
+                    })
+                }
+                None => missing.push(name),
+            }
+        }
+        Ok(())
+    })?;
+    if !missing.is_empty() {
+        missing.sort();
+        return Err(PolicyError::Format {
+            path: dir.to_path_buf(),
+            cause: format!("{} weights missing from the checkpoint, e.g. {}", missing.len(), missing[0]),
+        });
+    }
+    Ok(())
+}
