@@ -3,6 +3,7 @@ mod cost;
 mod datasets_cmd;
 mod embed;
 mod eval;
+mod generate;
 mod paths;
 mod reproduce;
 mod retrieve;
@@ -38,6 +39,8 @@ enum Command {
     SqlEval(sql_eval::SqlEvalArgs),
     /// Print a database's schema as prompts show it (CREATE TABLE statements with keys).
     SqlSchema(sql_eval::SqlSchemaArgs),
+    /// Generate text with a policy model (try a model or a prompt).
+    Generate(generate::GenerateArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -52,6 +55,7 @@ fn main() {
         Command::Embed(args) => embed::run(args),
         Command::Cost(args) => cost::run(args),
         Command::SqlEval(args) => sql_eval::run(args),
+        Command::Generate(args) => generate::run(args),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };
     if let Err(e) = result {

@@ -5,6 +5,7 @@
 //! tests build and run in seconds on any machine.
 #![warn(missing_docs)]
 
+pub mod answer;
 pub mod drcompat;
 pub mod error;
 pub mod io;

@@ -1,0 +1,2 @@
+// Same link setup as harness-policy: an rpath to libtorch for binaries, tests and benches.
+include!("harness/policy/build.rs");
