@@ -60,7 +60,7 @@ pub fn run(args: CostArgs) -> Result<()> {
     let mut rows = Vec::new();
     let mut dense_build = 0.0;
     for spec in &specs {
-        let r = retrieve(&dataset, spec, &texts, card.depth, args.threads, &scratch)?;
+        let r = retrieve(&dataset, spec, &texts, card.depth, args.threads, &scratch, None)?;
         let mut run = Run::new();
         for (q, hits) in queries.iter().zip(r.hits) {
             run.insert(q.id.clone(), hits.into_iter().map(|(doc_id, s)| ScoredDoc { doc_id, score: s as f64 }).collect());

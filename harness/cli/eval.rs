@@ -67,9 +67,59 @@ pub struct EvalArgs {
     /// SQL datasets: seconds one statement may run (the paper uses 30).
     #[arg(long, default_value_t = 30.0)]
     pub sql_timeout_secs: f64,
+    /// Model methods (llm:, checkpoint:, api:): answer without a <think> block.
+    #[arg(long)]
+    pub no_reasoning: bool,
+    /// Model methods: most tokens generated per query.
+    #[arg(long, default_value_t = 512)]
+    pub max_new_tokens: usize,
+    /// Model methods: prompts per generation batch.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Model methods: sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f64,
+    /// Model methods: sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Local models: auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
     /// Do not print the table.
     #[arg(long)]
     pub quiet: bool,
+}
+
+impl EvalArgs {
+    /// Arguments for one cell with every optional setting at its default.
+    pub fn cell(dataset: &str, split: &str, retriever: &str, method: &str) -> EvalArgs {
+        EvalArgs {
+            dataset: dataset.into(),
+            split: Some(split.into()),
+            retriever: retriever.into(),
+            method: method.into(),
+            bm25_k1: None,
+            bm25_b: None,
+            fields: "flat".into(),
+            hnsw_m: 32,
+            hnsw_ef_construction: 200,
+            hnsw_ef: 256,
+            depth: None,
+            threads: 1,
+            measures: Vec::new(),
+            out: None,
+            dr_compat: false,
+            db_dir: None,
+            sql_timeout_secs: 30.0,
+            no_reasoning: false,
+            max_new_tokens: 512,
+            batch_size: 8,
+            temperature: 0.0,
+            seed: 0,
+            device: "auto".into(),
+            quiet: true,
+        }
+    }
 }
 
 /// What one evaluation produced.
@@ -97,8 +147,32 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     let dataset = BeirDataset::new(card.clone(), dir);
     let (queries, qrels) = dataset.split_queries(&split)?;
 
-    let mut method = harness_baselines::from_name(&args.method)?;
+    let retriever_kind = if args.retriever.starts_with("bm25") { "sparse" } else { "dense" };
+    let context = harness_baselines::MethodContext {
+        dataset: card.name.clone(),
+        retriever_kind: retriever_kind.into(),
+        device: args.device.clone(),
+        llm: harness_baselines::LlmSettings {
+            reasoning: !args.no_reasoning,
+            sampling: harness_policy::SamplingParams {
+                max_new_tokens: args.max_new_tokens,
+                temperature: args.temperature,
+                seed: args.seed,
+                ..Default::default()
+            },
+            batch_size: args.batch_size,
+        },
+        cache_dir: paths::cache_dir(),
+    };
+    let mut method = harness_baselines::build(&args.method, &context)?;
+    let method_start = std::time::Instant::now();
     let rewrites = method.rewrite(&queries)?;
+    let method_seconds = method_start.elapsed().as_secs_f64();
+    let feedback = method.feedback().map(|f| harness_retrieval::rm3::Rm3Settings {
+        fb_docs: f.fb_docs,
+        fb_terms: f.fb_terms,
+        original_query_weight: f.original_query_weight,
+    });
 
     let defaults = card.bm25.map(|d| (d.k1, d.b)).unwrap_or((0.9, 0.4));
     let params = Bm25Params { k1: args.bm25_k1.unwrap_or(defaults.0), b: args.bm25_b.unwrap_or(defaults.1) };
@@ -110,7 +184,7 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
 
     let texts: Vec<(String, String)> = rewrites.iter().map(|r| (r.query_id.clone(), r.text.clone())).collect();
     let query_texts: Vec<String> = texts.iter().map(|(_, t)| t.clone()).collect();
-    let retrieved = retrieve(&dataset, &spec, &query_texts, depth, args.threads, &paths::cache_dir())?;
+    let retrieved = retrieve(&dataset, &spec, &query_texts, depth, args.threads, &paths::cache_dir(), feedback)?;
     let (index_seconds, built, search_seconds) = (retrieved.index_seconds, retrieved.index_built, retrieved.search_seconds);
     let checksum = retrieved.corpus_sha256.clone();
 
@@ -160,6 +234,15 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     harness_report::write_all_formats(&table, &run_dir, "table")?;
     harness_report::write_parquet(&harness_report::per_query_frame(&evaluation)?, &run_dir.join("per_query.parquet"))?;
 
+    let generations = method.generations();
+    if !generations.is_empty() {
+        harness_core::io::write_atomically(&run_dir.join("rewrites.jsonl"), |w| {
+            for g in &generations {
+                writeln!(w, "{g}")?;
+            }
+            Ok(())
+        })?;
+    }
     let dr_compat = if args.dr_compat { Some(dr_compat_ndcg10(&card, &qrels, &run)) } else { None };
     let meta = serde_json::json!({
         "run_id": run_id,
@@ -170,6 +253,8 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         "corpus_sha256": checksum,
         "retriever": retrieved.details,
         "method": method.name(),
+        "method_report": method.report(),
+        "method_seconds": method_seconds,
         "measures": evaluation.measures.iter().map(|m| m.name()).collect::<Vec<_>>(),
         "trec_eval_options": {"c": true, "l": 1},
         "num_queries": evaluation.num_q,

@@ -8,6 +8,7 @@ mod paths;
 mod reproduce;
 mod retrieve;
 mod score;
+mod serve;
 mod sql_dataset;
 mod sql_eval;
 
@@ -41,6 +42,8 @@ enum Command {
     SqlSchema(sql_eval::SqlSchemaArgs),
     /// Generate text with a policy model (try a model or a prompt).
     Generate(generate::GenerateArgs),
+    /// Serve a policy as an OpenAI-compatible endpoint (the paper's query-rewriting API).
+    Serve(serve::ServeArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -56,6 +59,7 @@ fn main() {
         Command::Cost(args) => cost::run(args),
         Command::SqlEval(args) => sql_eval::run(args),
         Command::Generate(args) => generate::run(args),
+        Command::Serve(args) => serve::run(args),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };
     if let Err(e) = result {

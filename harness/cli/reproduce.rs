@@ -132,24 +132,12 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     }
     for cell in &spec.cell {
         let eval_args = EvalArgs {
-            dataset: cell.dataset.clone(),
-            split: Some(cell.split.clone()),
-            retriever: "bm25".into(),
-            method: cell.method.clone(),
             bm25_k1: Some(cell.k1),
             bm25_b: Some(cell.b),
             fields: cell.fields.clone(),
-            hnsw_m: 32,
-            hnsw_ef_construction: 200,
-            hnsw_ef: 256,
-            depth: None,
-            threads: 1,
             measures: vec![cell.measure.clone()],
             out: Some(out.join("cells").join(format!("{}-{}-{}-{}-{}", cell.dataset, cell.method, cell.k1, cell.b, cell.fields))),
-            dr_compat: false,
-            db_dir: None,
-            sql_timeout_secs: 30.0,
-            quiet: true,
+            ..EvalArgs::cell(&cell.dataset, &cell.split, "bm25", &cell.method)
         };
         let system = format!("{} / bm25(k1={},b={},{})", eval_args.method, cell.k1, cell.b, cell.fields);
         let (value, source, note) = match eval::run(eval_args) {

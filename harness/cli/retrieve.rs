@@ -8,6 +8,7 @@ use std::time::Instant;
 use anyhow::{bail, Result};
 use harness_datasets::beir::BeirDataset;
 use harness_retrieval::dense::{passage_embeddings, Encoder, HnswIndex, HnswParams, TextKind};
+use harness_retrieval::rm3::{self, Rm3Settings};
 use harness_retrieval::{Bm25Index, Bm25Params, DocFields, Document, IndexSettings};
 
 use crate::paths;
@@ -79,10 +80,26 @@ pub struct Retrieved {
     pub corpus_sha256: String,
 }
 
-fn bm25_search(index: &Bm25Index, queries: &[String], depth: usize, params: Bm25Params, threads: usize) -> Result<Vec<Vec<(u32, f32)>>> {
+fn bm25_search(
+    index: &Bm25Index,
+    queries: &[String],
+    depth: usize,
+    params: Bm25Params,
+    threads: usize,
+    feedback: Option<(Rm3Settings, &[String])>,
+) -> Result<Vec<Vec<(u32, f32)>>> {
     parallel_map(queries, threads, |part| {
         let mut searcher = index.searcher();
-        part.iter().map(|q| Ok(searcher.search(q, depth, params)?)).collect()
+        part.iter()
+            .map(|q| match feedback {
+                None => Ok(searcher.search(q, depth, params)?),
+                Some((settings, texts)) => {
+                    let first = searcher.search(q, settings.fb_docs, params)?;
+                    let expanded = rm3::expand(index, q, &first, &|o| texts[o as usize].clone(), settings)?;
+                    Ok(searcher.search_terms(&expanded, depth, params)?)
+                }
+            })
+            .collect()
     })
 }
 
@@ -104,7 +121,8 @@ fn parallel_map<T: Sync, R: Send>(
     })
 }
 
-/// Retrieves `depth` documents for each query text.
+/// Retrieves `depth` documents for each query text; with `feedback` (BM25 only), RM3 expands
+/// each query from a first pass and searches again.
 pub fn retrieve(
     dataset: &BeirDataset,
     spec: &RetrieverSpec,
@@ -112,7 +130,11 @@ pub fn retrieve(
     depth: usize,
     threads: usize,
     cache: &std::path::Path,
+    feedback: Option<Rm3Settings>,
 ) -> Result<Retrieved> {
+    if feedback.is_some() && !matches!(spec, RetrieverSpec::Bm25 { .. }) {
+        bail!("RM3 feedback needs the bm25 retriever (it expands from BM25 term statistics)");
+    }
     let checksum = dataset.corpus_checksum()?;
     match spec {
         RetrieverSpec::Bm25 { params, fields } => {
@@ -126,8 +148,17 @@ pub fn retrieve(
                 Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
             })?;
             let index_seconds = start.elapsed().as_secs_f64();
+            // RM3 reads feedback documents as they were indexed (title and text in one field).
+            let texts: Vec<String> = match feedback {
+                Some(_) => dataset
+                    .read_corpus()?
+                    .into_iter()
+                    .map(|d| if d.title.is_empty() { d.text } else { format!("{} {}", d.title, d.text) })
+                    .collect(),
+                None => Vec::new(),
+            };
             let start = Instant::now();
-            let hits = bm25_search(&index, queries, depth, *params, threads)?;
+            let hits = bm25_search(&index, queries, depth, *params, threads, feedback.map(|f| (f, texts.as_slice())))?;
             let search_seconds = start.elapsed().as_secs_f64();
             Ok(Retrieved {
                 hits: hits.into_iter().map(|h| h.into_iter().map(|(o, s)| (index.doc_id(o).to_string(), s)).collect()).collect(),
@@ -136,6 +167,7 @@ pub fn retrieve(
                 search_seconds,
                 details: serde_json::json!({
                     "name": "bm25", "k1": params.k1, "b": params.b, "fields": fields, "depth": depth,
+                    "rm3": feedback.map(|f| serde_json::json!({"fb_docs": f.fb_docs, "fb_terms": f.fb_terms, "original_query_weight": f.original_query_weight})),
                     "analyzer": "UAX#29 words, English possessive, lowercase, Lucene's 33 stop words, Lucene Porter",
                     "norms": "Lucene SmallFloat byte4 (lossy, as Anserini's default)",
                     "index_dir": index.dir(), "index_docs": index.num_docs(), "index_total_terms": index.total_terms(),

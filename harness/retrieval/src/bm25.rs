@@ -401,6 +401,18 @@ impl Bm25Index {
         &self.doc_ids[ord as usize]
     }
 
+    /// Documents containing `term` (already analysed) in the first field.
+    pub fn doc_freq(&self, term: &str) -> Result<u64> {
+        let stats = &self.fields[0];
+        let term = Term::from_field_text(stats.field, term);
+        let searcher = self.reader.searcher();
+        let mut df = 0u64;
+        for segment in searcher.segment_readers() {
+            df += segment.inverted_index(stats.field)?.doc_freq(&term).map_err(tantivy::TantivyError::from)? as u64;
+        }
+        Ok(df)
+    }
+
     /// A searcher with its own scratch space; make one per thread.
     pub fn searcher(&self) -> Bm25Searcher<'_> {
         Bm25Searcher {
@@ -425,15 +437,16 @@ pub struct Bm25Searcher<'a> {
 impl Bm25Searcher<'_> {
     /// The top `k` documents for `query` as (ordinal, score), best first; ties in corpus order.
     pub fn search(&mut self, query: &str, k: usize, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
-        let mut counts: HashMap<String, u32> = HashMap::new();
-        self.index.analyzer.for_each_term(query, |t, _| *counts.entry(t).or_default() += 1);
-        let mut terms: Vec<(String, u32)> = counts.into_iter().collect();
-        terms.sort();
+        let mut counts: HashMap<String, f32> = HashMap::new();
+        self.index.analyzer.for_each_term(query, |t, _| *counts.entry(t).or_default() += 1.0);
+        let mut terms: Vec<(String, f32)> = counts.into_iter().collect();
+        terms.sort_by(|a, b| a.0.cmp(&b.0));
         self.search_terms(&terms, k, params)
     }
 
-    /// Scores pre-analysed terms, each with its query weight (boost).
-    pub fn search_terms(&mut self, terms: &[(String, u32)], k: usize, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
+    /// Scores pre-analysed terms, each with its query weight (Lucene's boost: a repeated term's
+    /// count, or an RM3 weight).
+    pub fn search_terms(&mut self, terms: &[(String, f32)], k: usize, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
         let Bm25Params { k1, b } = params;
         for stats in &self.index.fields {
             if stats.doc_count == 0 {
@@ -455,7 +468,7 @@ impl Bm25Searcher<'_> {
                 }
                 let n = stats.doc_count as f64;
                 let idf = (1.0 + (n - df as f64 + 0.5) / (df as f64 + 0.5)).ln() as f32;
-                let weight = *boost as f32 * idf;
+                let weight = *boost * idf;
                 for (segment, ords) in self.searcher.segment_readers().iter().zip(&self.index.segment_ords) {
                     let inverted = segment.inverted_index(stats.field)?;
                     let Some(mut postings) = inverted.read_postings(&term, IndexRecordOption::WithFreqs).map_err(tantivy::TantivyError::from)? else {

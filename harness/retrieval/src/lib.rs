@@ -12,6 +12,7 @@ pub mod analysis;
 pub mod bm25;
 pub mod dense;
 pub mod error;
+pub mod rm3;
 mod porter;
 
 pub use analysis::{AnalyzerConfig, EnglishAnalyzer};
