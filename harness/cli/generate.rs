@@ -1,7 +1,7 @@
 //! `harness generate`: try a policy model on a prompt.
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use harness_policy::{parse_device, Message, Policy, SamplingParams};
 
 #[derive(clap::Args)]
@@ -11,8 +11,20 @@ pub struct GenerateArgs {
     #[arg(long)]
     model: Option<PathBuf>,
     /// Prompt text (the user message with --chat).
+    #[arg(long, required_unless_present = "prompts_file")]
+    prompt: Option<String>,
+    /// One prompt per line, generated as one left-padded batch (first --batch lines).
     #[arg(long)]
-    prompt: String,
+    prompts_file: Option<PathBuf>,
+    /// Batch size with --prompts-file.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Generate exactly --max-new-tokens per prompt, ignoring end-of-turn tokens (speed runs).
+    #[arg(long)]
+    ignore_eos: bool,
+    /// CPU threads for libtorch (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    threads: i32,
     /// Wrap the prompt as a user message in the model's chat template.
     #[arg(long)]
     chat: bool,
@@ -51,19 +63,39 @@ pub fn default_model_dir() -> PathBuf {
 }
 
 pub fn run(args: GenerateArgs) -> Result<()> {
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads);
+    }
     let device = parse_device(&args.device)?;
     let dir = args.model.clone().unwrap_or_else(default_model_dir);
     let policy = Policy::load(&dir, device)?;
-    let prompt = if args.chat {
-        let mut messages = Vec::new();
-        if let Some(system) = &args.system {
-            messages.push(Message::new("system", system));
-        }
-        messages.push(Message::new("user", &args.prompt));
-        policy.chat_prompt(&messages)?
-    } else {
-        args.prompt.clone()
+    let raw: Vec<String> = match (&args.prompt, &args.prompts_file) {
+        (Some(p), _) => vec![p.clone()],
+        (None, Some(file)) => std::fs::read_to_string(file)
+            .with_context(|| format!("reading {}", file.display()))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .take(args.batch)
+            .map(String::from)
+            .collect(),
+        (None, None) => unreachable!("clap requires one"),
     };
+    anyhow::ensure!(!raw.is_empty(), "no prompts");
+    let prompts = raw
+        .iter()
+        .map(|text| {
+            if args.chat {
+                let mut messages = Vec::new();
+                if let Some(system) = &args.system {
+                    messages.push(Message::new("system", system));
+                }
+                messages.push(Message::new("user", text));
+                policy.chat_prompt(&messages)
+            } else {
+                Ok(text.clone())
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let params = SamplingParams {
         max_new_tokens: args.max_new_tokens,
         temperature: args.temperature,
@@ -72,21 +104,35 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         stop_strings: args.stop.clone(),
         seed: args.seed,
     };
-    let start = std::time::Instant::now();
-    let out = policy.generate_texts(std::slice::from_ref(&prompt), &params)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let (text, generation) = &out[0];
-    if args.ids {
-        println!("prompt_ids: {:?}", policy.encode(&prompt)?);
-        println!("generated_ids: {:?}", generation.token_ids);
+    let ids = prompts.iter().map(|p| policy.encode(p)).collect::<Result<Vec<_>, _>>()?;
+    let eos: &[i64] = if args.ignore_eos { &[] } else { &policy.eos_ids };
+    if args.ignore_eos {
+        // Warm-up (allocator, kernels), as the transformers peer does before timing.
+        let warm = SamplingParams { max_new_tokens: 4, ..params.clone() };
+        harness_policy::generate(&policy.model, &ids, eos, policy.pad_id, &warm, &|t| policy.decode(t));
     }
-    println!("{text}");
+    let start = std::time::Instant::now();
+    let (texts, generations): (Vec<String>, Vec<harness_policy::Generation>) = if args.ignore_eos {
+        let generations = harness_policy::generate(&policy.model, &ids, eos, policy.pad_id, &params, &|t| policy.decode(t));
+        (generations.iter().map(|g| policy.decode(&g.token_ids)).collect(), generations)
+    } else {
+        policy.generate_texts(&prompts, &params)?.into_iter().unzip()
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    let tokens: usize = generations.iter().map(|g| g.token_ids.len()).sum();
+    for ((prompt_ids, generation), text) in ids.iter().zip(&generations).zip(&texts) {
+        if args.ids {
+            println!("prompt_ids: {prompt_ids:?}");
+            println!("generated_ids: {:?}", generation.token_ids);
+        }
+        println!("{text}");
+    }
     eprintln!(
-        "{} tokens in {seconds:.2}s ({:.1} tokens/s, {:?}, finish: {:?})",
-        generation.token_ids.len(),
-        generation.token_ids.len() as f64 / seconds.max(1e-9),
+        "tokens={tokens} seconds={seconds:.3} tokens_per_s={:.2} (batch {}, {:?}, finish: {:?})",
+        tokens as f64 / seconds.max(1e-9),
+        ids.len(),
         device,
-        generation.finish
+        generations[0].finish
     );
     Ok(())
 }
