@@ -25,8 +25,12 @@ pub struct EvalArgs {
     /// model.onnx and tokenizer.json, default the setup's all-MiniLM-L6-v2 int8.
     #[arg(long, default_value = "bm25")]
     pub retriever: String,
-    /// Query method: original.
-    #[arg(long, default_value = "original")]
+    /// Query method, repeatable (each becomes a row of one table): original, rm3[:FB_DOCS,
+    /// FB_TERMS,WEIGHT], llm:DIR, checkpoint:DIR, api:MODEL; gold for SQL datasets.
+    #[arg(long = "method", default_value = "original")]
+    pub methods: Vec<String>,
+    /// The method of this cell (one of `methods`; set by `run_all`).
+    #[arg(skip)]
     pub method: String,
     /// BM25 k1 (default: the card's, else 0.9).
     #[arg(long)]
@@ -97,6 +101,7 @@ impl EvalArgs {
             dataset: dataset.into(),
             split: Some(split.into()),
             retriever: retriever.into(),
+            methods: vec![method.into()],
             method: method.into(),
             bm25_k1: None,
             bm25_b: None,
@@ -126,6 +131,30 @@ impl EvalArgs {
 pub struct EvalOutcome {
     pub row: ResultRow,
     pub run_dir: PathBuf,
+}
+
+/// Runs every `--method` as its own cell; with several, also writes their rows as one table
+/// (`<out>/table.{csv,parquet,md}`, cells in `<out>/<n>-<method>/`).
+pub fn run_all(args: EvalArgs) -> Result<()> {
+    if args.methods.len() == 1 {
+        let method = args.methods[0].clone();
+        return run(EvalArgs { method, ..args }).map(|_| ());
+    }
+    let run_id = paths::new_run_id(&format!("{}-{}-methods", args.dataset, args.retriever));
+    let out = args.out.clone().unwrap_or_else(|| paths::runs_dir().join(&run_id));
+    let mut rows = Vec::new();
+    for (i, method) in args.methods.iter().enumerate() {
+        let label: String = method.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).take(60).collect();
+        let cell = EvalArgs { method: method.clone(), methods: vec![method.clone()], out: Some(out.join(format!("{i}-{label}"))), quiet: true, ..args.clone() };
+        rows.push(run(cell)?.row);
+    }
+    let table = harness_report::results_frame(&rows)?;
+    harness_report::write_all_formats(&table, &out, "table")?;
+    if !args.quiet {
+        println!("{}", harness_report::display(&table));
+        println!("runs written to {}", out.display());
+    }
+    Ok(())
 }
 
 pub fn run(args: EvalArgs) -> Result<EvalOutcome> {

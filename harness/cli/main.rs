@@ -53,7 +53,7 @@ fn main() {
     let result = match cli.command {
         Command::Score(args) => score::run(args),
         Command::Datasets { command } => datasets_cmd::run(command),
-        Command::Eval(args) => eval::run(args).map(|_| ()),
+        Command::Eval(args) => eval::run_all(args),
         Command::Reproduce(args) => reproduce::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Cost(args) => cost::run(args),

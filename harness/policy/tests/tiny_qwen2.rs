@@ -1,0 +1,85 @@
+//! The Qwen2 path (q/k/v biases, untied head), sharded checkpoints and bfloat16, on a tiny
+//! randomly initialised model written to disk the way Hugging Face lays out large models.
+use std::path::{Path, PathBuf};
+
+use harness_policy::{CausalLm, ModelConfig, Policy, SamplingParams};
+use tch::{nn, Device, Kind, Tensor};
+
+fn smollm_dir() -> PathBuf {
+    std::env::var_os("HARNESS_MODELS_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.deps/models"))
+        .join("smollm2-135m-instruct")
+}
+
+const CONFIG: &str = r#"{"model_type": "qwen2", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
+  "vocab_size": 49152, "tie_word_embeddings": false, "eos_token_id": 2, "hidden_act": "silu"}"#;
+
+/// Writes a random tiny Qwen2 in two shards with an index, plus SmolLM2's tokenizer and template.
+fn write_model(dir: &Path) {
+    let config = ModelConfig::parse(Path::new("config.json"), CONFIG).unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _model = CausalLm::new(&vs.root(), config);
+    tch::manual_seed(3);
+    let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    let (first, second) = named.split_at(named.len() / 2);
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [("model-00001-of-00002.safetensors", first), ("model-00002-of-00002.safetensors", second)] {
+        let tensors: Vec<(String, Tensor)> =
+            part.iter().map(|(n, t)| (n.clone(), Tensor::randn(t.size(), (Kind::Float, Device::Cpu)) * 0.2)).collect();
+        for (n, _) in &tensors {
+            weight_map.insert(n.clone(), serde_json::Value::from(file));
+        }
+        Tensor::write_safetensors(&tensors, dir.join(file)).unwrap();
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).unwrap();
+    std::fs::write(dir.join("config.json"), CONFIG).unwrap();
+    for f in ["tokenizer.json", "tokenizer_config.json", "chat_template.jinja"] {
+        std::fs::copy(smollm_dir().join(f), dir.join(f)).unwrap();
+    }
+}
+
+#[test]
+fn sharded_qwen2_loads_and_cached_decoding_equals_recomputation() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_model(tmp.path());
+    let policy = Policy::load(tmp.path(), Device::Cpu).unwrap();
+    assert!(policy.model.config.qkv_bias());
+    let prompts = [policy.encode("hello there").unwrap(), policy.encode("a longer prompt with more words in it").unwrap()];
+    let params = SamplingParams { max_new_tokens: 10, ..Default::default() };
+    let cached = harness_policy::generate(&policy.model, &prompts, &[], policy.pad_id, &params, &|_| String::new());
+    for (prompt, gen) in prompts.iter().zip(&cached) {
+        let mut seq = prompt.clone();
+        for &tok in &gen.token_ids {
+            let logits = tch::no_grad(|| policy.model.forward_full(&Tensor::from_slice(&seq).unsqueeze(0)));
+            assert_eq!(logits.get(0).get(-1).argmax(-1, false).int64_value(&[]), tok);
+            seq.push(tok);
+        }
+    }
+
+    // bfloat16 weights (the CUDA default) run and stay finite.
+    let bf16 = Policy::load_as(tmp.path(), Device::Cpu, Kind::BFloat16).unwrap();
+    let logits = tch::no_grad(|| bf16.model.forward_full(&Tensor::from_slice(&prompts[0]).unsqueeze(0)));
+    assert_eq!(logits.kind(), Kind::Float);
+    assert!(bool::try_from(logits.isfinite().all()).unwrap());
+}
+
+#[test]
+fn broken_model_folders_are_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    write_model(tmp.path());
+    std::fs::remove_file(tmp.path().join("model-00002-of-00002.safetensors")).unwrap();
+    let err = Policy::load(tmp.path(), Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("model-00002-of-00002.safetensors") && err.contains("missing"), "{err}");
+
+    std::fs::write(tmp.path().join("config.json"), CONFIG.replace("qwen2", "mamba")).unwrap();
+    let err = Policy::load(tmp.path(), Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("model_type 'mamba' is not supported"), "{err}");
+
+    let err = Policy::load(&tmp.path().join("nope"), Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(harness_policy::parse_device("tpu").is_err());
+}
