@@ -10,6 +10,7 @@ pub mod drcompat;
 pub mod error;
 pub mod io;
 pub mod measures;
+pub mod rewards;
 pub mod trec_eval;
 pub mod types;
 
