@@ -90,6 +90,11 @@ impl QueryMethod for LlmMethod {
         let reasoning = self.settings.reasoning;
         let format = if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct };
         let mut out = Vec::with_capacity(queries.len());
+        let bar = indicatif::ProgressBar::new(queries.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} queries [{elapsed_precise}, eta {eta}]").expect("valid template"),
+        );
+        bar.set_prefix(format!("generating ({})", self.name));
         for chunk in queries.chunks(self.settings.batch_size.max(1)) {
             let tasks: Vec<Task> = chunk.iter().map(|q| (self.task)(q)).collect();
             let prompts = tasks.iter().map(|t| self.prompt(t)).collect::<Result<Vec<_>, _>>()?;
@@ -108,7 +113,9 @@ impl QueryMethod for LlmMethod {
                 });
                 out.push(Rewrite { query_id: q.id.clone(), text: query });
             }
+            bar.inc(chunk.len() as u64);
         }
+        bar.finish_and_clear();
         Ok(out)
     }
 
