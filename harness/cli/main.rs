@@ -11,6 +11,7 @@ mod score;
 mod serve;
 mod sql_dataset;
 mod sql_eval;
+mod train;
 
 use clap::{Parser, Subcommand};
 
@@ -44,6 +45,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Serve a policy as an OpenAI-compatible endpoint (the paper's query-rewriting API).
     Serve(serve::ServeArgs),
+    /// Train a policy with PPO, the retriever's metric as the reward (DeepRetrieval).
+    Train(train::TrainArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -60,6 +63,7 @@ fn main() {
         Command::SqlEval(args) => sql_eval::run(args),
         Command::Generate(args) => generate::run(args),
         Command::Serve(args) => serve::run(args),
+        Command::Train(args) => train::run(args),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };
     if let Err(e) = result {

@@ -386,8 +386,9 @@ impl Trainer {
     }
 
     /// Writes actor, critic, value head and optimiser states plus the step into `dir`
-    /// (a fresh folder written beside it, then renamed into place).
-    pub fn save(&self, dir: &Path) -> std::io::Result<()> {
+    /// (a fresh folder written beside it, then renamed into place); with `policy_source`, also
+    /// the actor as a loadable model folder `dir/policy` (see [`Trainer::export_policy`]).
+    pub fn save(&self, dir: &Path, policy_source: Option<&Path>) -> std::io::Result<()> {
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent)?;
         let staging = parent.join(format!(".{}.partial", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()));
@@ -408,6 +409,9 @@ impl Trainer {
             "config": self.config,
         });
         std::fs::write(staging.join("trainer_state.json"), serde_json::to_string_pretty(&state)?)?;
+        if let Some(source) = policy_source {
+            self.export_policy(source, &staging.join("policy"))?;
+        }
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&staging, dir)
     }
@@ -450,4 +454,91 @@ fn copy_into(vs: &nn::VarStore, tensors: Vec<(String, Tensor)>) -> std::io::Resu
         }
         Ok(())
     })
+}
+
+/// A training run's settings: the `[run]` and `[ppo]` tables of a config file.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub run: RunSettings,
+    pub ppo: PpoConfig,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSettings {
+    pub total_steps: u64,
+    pub save_every: u64,
+    pub reasoning: bool,
+    pub reward_depth: usize,
+}
+
+impl RunConfig {
+    /// `paper`, `cpu-small` (built in) or a TOML file.
+    pub fn load(name: &str) -> Result<RunConfig, String> {
+        let (origin, text) = match name {
+            "paper" => ("paper".to_string(), include_str!("../configs/paper.toml").to_string()),
+            "cpu-small" => ("cpu-small".to_string(), include_str!("../configs/cpu-small.toml").to_string()),
+            path => (path.to_string(), std::fs::read_to_string(path).map_err(|e| format!("{path}: {e} (built-in configs: paper, cpu-small)"))?),
+        };
+        toml::from_str(&text).map_err(|e| format!("{origin}: {e}"))
+    }
+}
+
+impl Trainer {
+    /// Actor and critic initialised from the model folder (the critic with a new value head),
+    /// and a frozen copy of it as the reference.
+    pub fn from_model_dir(dir: &Path, device: Device, config: PpoConfig) -> Result<Trainer, harness_policy::PolicyError> {
+        let actor_policy = harness_policy::Policy::load(dir, device)?;
+        let load = |frozen: bool| -> Result<(nn::VarStore, CausalLm), harness_policy::PolicyError> {
+            let mut vs = nn::VarStore::new(device);
+            let model = CausalLm::new(&vs.root(), actor_policy.model.config.clone());
+            harness_policy::model::load_weights(&mut vs, dir)?;
+            if device.is_cuda() {
+                vs.set_kind(harness_policy::default_kind(device));
+            }
+            if frozen {
+                vs.freeze();
+            }
+            Ok((vs, model))
+        };
+        let (critic_vs, critic) = load(false)?;
+        let hidden = actor_policy.model.config.hidden_size;
+        tch::manual_seed(config.seed as i64);
+        let value_head = nn::linear(critic_vs.root() / "value_head", hidden, 1, Default::default());
+        let (reference_vs, reference) = load(true)?;
+        let eos_ids = actor_policy.eos_ids.clone();
+        let pad_id = actor_policy.pad_id;
+        let harness_policy::Policy { vs: actor_vs, model: actor, .. } = actor_policy;
+        Ok(Trainer {
+            actor_opt: AdamW::new(config.actor_lr, config.weight_decay),
+            critic_opt: AdamW::new(config.critic_lr, config.weight_decay),
+            config,
+            actor_vs,
+            actor,
+            critic_vs,
+            critic,
+            value_head,
+            reference_vs,
+            reference,
+            eos_ids,
+            pad_id,
+            step: 0,
+        })
+    }
+
+    /// Writes the actor as a Hugging Face model folder (config, tokenizer and chat template
+    /// copied from `source_dir`, weights as float32 `model.safetensors`), so that a checkpoint
+    /// is a method: `checkpoint:DIR`.
+    pub fn export_policy(&self, source_dir: &Path, out: &Path) -> std::io::Result<()> {
+        std::fs::create_dir_all(out)?;
+        for f in ["config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"] {
+            let src = source_dir.join(f);
+            if src.is_file() {
+                std::fs::copy(&src, out.join(f))?;
+            }
+        }
+        let tensors: Vec<(String, Tensor)> = named_all(&self.actor_vs).into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float).to_device(Device::Cpu))).collect();
+        Tensor::write_safetensors(&tensors, out.join("model.safetensors")).map_err(|e| std::io::Error::other(e.to_string()))
+    }
 }

@@ -128,7 +128,7 @@ fn resuming_from_a_checkpoint_repeats_the_uninterrupted_run() {
     for _ in 0..3 {
         first.train_step(&mut env);
     }
-    first.save(&tmp.path().join("step-3")).unwrap();
+    first.save(&tmp.path().join("step-3"), None).unwrap();
     drop(first);
     let mut resumed = trainer(Algorithm::Ppo);
     resumed.restore(&tmp.path().join("step-3")).unwrap();

@@ -1,0 +1,290 @@
+//! `harness train`: DeepRetrieval's PPO on a classic-IR dataset with the BM25 retriever as the
+//! reward: the policy writes a query, BM25 retrieves, the paper's NDCG becomes the reward
+//! (harness_core::rewards::classic_ir). Logs one JSON line per step, checkpoints atomically,
+//! resumes exactly, and draws the reward curve.
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use harness_core::answer::AnswerFormat;
+use harness_core::rewards::{self, Answer};
+use harness_datasets::beir::BeirDataset;
+use harness_datasets::{LoaderKind, Registry};
+use harness_policy::{parse_device, Message};
+use harness_retrieval::{Bm25Index, Bm25Params, DocFields, Document, IndexSettings};
+use harness_rl::trainer::{Environment, RunConfig, Scored, StepLog, Trainer};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::paths;
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Dataset (classic-IR cards: BEIR layout).
+    #[arg(long, default_value = "scifact")]
+    dataset: String,
+    /// Training split.
+    #[arg(long, default_value = "train")]
+    split: String,
+    /// Retriever giving the reward (bm25).
+    #[arg(long, default_value = "bm25")]
+    retriever: String,
+    /// Model folder of the initial policy (default: the setup's SmolLM2-135M-Instruct).
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// paper, cpu-small, or a TOML file with [run] and [ppo] tables.
+    #[arg(long, default_value = "cpu-small")]
+    config: String,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Continue from a checkpoint folder (…/checkpoints/step-N).
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    /// Override the config's total steps.
+    #[arg(long)]
+    steps: Option<u64>,
+    /// Output folder (default: results/runs/<run-id>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// CPU threads for libtorch (0: its default).
+    #[arg(long, default_value_t = 0)]
+    threads: i32,
+}
+
+/// One training example: a prompt and the document(s) that should be found.
+struct Example {
+    prompt_ids: Vec<i64>,
+    /// Single target (SciFact, as the paper) or graded rows.
+    target: Target,
+}
+
+enum Target {
+    Single(String),
+    Graded(Vec<(String, i32)>),
+}
+
+struct ClassicIrEnv<'a> {
+    examples: Vec<Example>,
+    index: &'a Bm25Index,
+    searcher: harness_retrieval::Bm25Searcher<'a>,
+    params: Bm25Params,
+    depth: usize,
+    format: AnswerFormat,
+    prefix: &'static str,
+    decode: Box<dyn Fn(&[i64]) -> String + 'a>,
+    eos_ids: Vec<i64>,
+}
+
+impl Environment for ClassicIrEnv<'_> {
+    fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn prompt(&self, i: usize) -> Vec<i64> {
+        self.examples[i].prompt_ids.clone()
+    }
+
+    fn score(&mut self, i: usize, response: &[i64]) -> Scored {
+        let body: Vec<i64> = response.iter().copied().filter(|t| !self.eos_ids.contains(t)).collect();
+        let turn = format!("{}{}", self.prefix, (self.decode)(&body));
+        let (index, searcher, params, depth) = (self.index, &mut self.searcher, self.params, self.depth);
+        let target = &self.examples[i].target;
+        let answer = Answer::from_turn(&turn, self.format, "query", |query| {
+            let hits = searcher.search(query, depth, params).ok()?;
+            let ranked: Vec<&str> = hits.iter().map(|(o, _)| index.doc_id(*o)).collect();
+            Some(match target {
+                Target::Single(doc) => harness_core::drcompat::ndcg_single_target(&ranked, doc, depth),
+                Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, depth),
+            })
+        });
+        let metric = if let Answer::Scored(v) = &answer { *v } else { 0.0 };
+        let format_ok = !matches!(answer, Answer::MalformedTags | Answer::EmptyBlock | Answer::Invalid);
+        Scored { reward: rewards::classic_ir(&answer), metric, format_ok }
+    }
+}
+
+pub fn run(args: TrainArgs) -> Result<()> {
+    if args.threads > 0 {
+        tch::set_num_threads(args.threads);
+    }
+    if args.retriever != "bm25" {
+        bail!("harness train supports the bm25 retriever (got '{}')", args.retriever);
+    }
+    let config = RunConfig::load(&args.config).map_err(anyhow::Error::msg)?;
+    let total_steps = args.steps.unwrap_or(config.run.total_steps);
+    let registry = Registry::load_default()?;
+    let card = registry.get(&args.dataset)?.clone();
+    if card.loader != LoaderKind::Beir {
+        bail!("harness train covers classic-IR (BEIR-layout) datasets; '{}' uses the '{}' loader", card.name, card.loader.name());
+    }
+    let dir = registry.require_offline(&card)?;
+    let dataset = BeirDataset::new(card.clone(), dir);
+    let (queries, qrels) = dataset.split_queries(&args.split)?;
+    let policy_dir = args.policy.clone().unwrap_or_else(crate::generate::default_model_dir);
+    let device = parse_device(&args.device)?;
+    let mut trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone())?;
+    let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?; // tokenizer and template
+
+    // Prompts: our classic-IR template in the model's chat format, assistant turn pre-filled.
+    let prompts = harness_baselines::Prompts::new();
+    let reasoning = config.run.reasoning;
+    let prefix = harness_baselines::prompts::assistant_prefix(reasoning);
+    let text_of: std::collections::HashMap<&str, &str> = queries.iter().map(|q| (q.id.as_str(), q.text.as_str())).collect();
+    let mut examples = Vec::new();
+    let single = card.dr_compat_ndcg.as_deref() == Some("single-target");
+    for (qid, rows) in &qrels.rows_in_file_order {
+        let Some(text) = text_of.get(qid.as_str()) else { continue };
+        let task = harness_baselines::Task::classic_ir(&card.name, "sparse", text);
+        let user = prompts.user_message(&task, reasoning)?;
+        let messages = [Message::new("system", harness_baselines::prompts::system_message(reasoning)), Message::new("user", &user)];
+        let prompt_ids = policy.encode(&(policy.chat_prompt(&messages)? + prefix))?;
+        if single {
+            // One example per qrels row, as the paper's SciFact training data.
+            for (doc, _) in rows {
+                examples.push(Example { prompt_ids: prompt_ids.clone(), target: Target::Single(doc.clone()) });
+            }
+        } else {
+            examples.push(Example { prompt_ids, target: Target::Graded(rows.clone()) });
+        }
+    }
+    if examples.is_empty() {
+        bail!("split '{}' of {} has no judged queries", args.split, card.name);
+    }
+
+    let defaults = card.bm25.map(|d| (d.k1, d.b)).unwrap_or((0.9, 0.4));
+    let params = Bm25Params { k1: defaults.0, b: defaults.1 };
+    let checksum = dataset.corpus_checksum()?;
+    let index = Bm25Index::open_or_build(&paths::cache_dir(), &checksum, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
+        let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+        let n = docs.len();
+        Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
+    })?;
+    let mut env = ClassicIrEnv {
+        examples,
+        index: &index,
+        searcher: index.searcher(),
+        params,
+        depth: config.run.reward_depth,
+        format: if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct },
+        prefix,
+        decode: Box::new(|ids| policy.decode(ids)),
+        eos_ids: trainer.eos_ids.clone(),
+    };
+
+    let run_id = paths::new_run_id(&format!("train-{}-{}-{}", card.name, args.split, args.config.replace(['/', '.'], "_")));
+    let out = match (&args.out, &args.resume) {
+        (Some(o), _) => o.clone(),
+        // A resumed run continues in the run folder that holds the checkpoint.
+        (None, Some(ckpt)) => ckpt.parent().and_then(Path::parent).map(Path::to_path_buf).context("--resume expects <run>/checkpoints/step-N")?,
+        (None, None) => paths::runs_dir().join(&run_id),
+    };
+    std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
+    if let Some(ckpt) = &args.resume {
+        trainer.restore(ckpt).with_context(|| format!("restoring {}", ckpt.display()))?;
+        truncate_log(&out.join("log.jsonl"), trainer.step)?;
+    }
+    let meta = serde_json::json!({
+        "run_id": run_id,
+        "command": std::env::args().collect::<Vec<_>>(),
+        "dataset": card.name, "split": args.split, "examples": env.examples.len(),
+        "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth},
+        "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
+        "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
+        "policy": policy_dir, "device": format!("{device:?}"), "config": config, "total_steps": total_steps,
+        "resumed_from": args.resume,
+    });
+    harness_core::io::write_atomically(&out.join("meta.json"), |w| w.write_all(serde_json::to_string_pretty(&meta)?.as_bytes()))?;
+
+    let bar = ProgressBar::new(total_steps);
+    bar.set_style(ProgressStyle::with_template("{prefix} {bar:30} {pos}/{len} [{elapsed_precise}, eta {eta}] {msg}").expect("valid template"));
+    bar.set_prefix("training");
+    bar.set_position(trainer.step);
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(out.join("log.jsonl"))?;
+    while trainer.step < total_steps {
+        let entry: StepLog = trainer.train_step(&mut env);
+        writeln!(log, "{}", serde_json::to_string(&entry)?)?;
+        log.flush()?;
+        bar.set_message(format!(
+            "reward {:.3} ndcg {:.3} kl {:.4} len {:.0} fmt-err {:.2}",
+            entry.reward_mean, entry.metric_mean, entry.kl_mean, entry.response_tokens_mean, entry.format_error_rate
+        ));
+        bar.inc(1);
+        if trainer.step % config.run.save_every == 0 || trainer.step == total_steps {
+            let ckpt = out.join("checkpoints").join(format!("step-{}", trainer.step));
+            trainer.save(&ckpt, Some(&policy_dir)).with_context(|| format!("saving {}", ckpt.display()))?;
+        }
+    }
+    bar.finish();
+    let logs = read_log(&out.join("log.jsonl"))?;
+    plot(&logs, &out.join("curves.svg"))?;
+    println!("trained {} steps; log {}, curves {}, checkpoints {}", trainer.step, out.join("log.jsonl").display(), out.join("curves.svg").display(), out.join("checkpoints").display());
+    Ok(())
+}
+
+/// Keeps the first `steps` lines of a log (a resumed run rewrites what came after its checkpoint).
+fn truncate_log(path: &Path, steps: u64) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: Vec<&str> = text.lines().take(steps as usize).collect();
+    harness_core::io::write_atomically(path, |w| {
+        for l in &kept {
+            writeln!(w, "{l}")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn read_log(path: &Path) -> Result<Vec<StepLog>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1)))
+        .collect()
+}
+
+/// Reward, NDCG and response length over steps, as an SVG.
+pub fn plot(logs: &[StepLog], path: &Path) -> Result<()> {
+    use plotters::prelude::*;
+    let svg = {
+        let mut text = String::new();
+        {
+            let root = SVGBackend::with_string(&mut text, (900, 600)).into_drawing_area();
+            root.fill(&WHITE)?;
+            let (upper, lower) = root.split_vertically(300);
+            let steps = logs.len().max(1) as f64;
+            let series = |area: &DrawingArea<SVGBackend, plotters::coord::Shift>, title: &str, lines: &[(&str, Vec<f64>, RGBColor)]| -> Result<()> {
+                let (lo, hi) = lines.iter().flat_map(|(_, v, _)| v.iter().copied()).fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
+                let (lo, hi) = if lo < hi { (lo, hi) } else { (lo - 1.0, lo + 1.0) };
+                let mut chart = ChartBuilder::on(area)
+                    .caption(title, ("sans-serif", 18))
+                    .margin(10)
+                    .x_label_area_size(30)
+                    .y_label_area_size(50)
+                    .build_cartesian_2d(0f64..steps, lo..hi)?;
+                chart.configure_mesh().x_desc("step").draw()?;
+                for (name, values, color) in lines {
+                    let color = *color;
+                    chart
+                        .draw_series(LineSeries::new(values.iter().enumerate().map(|(i, v)| (i as f64 + 1.0, *v)), color))?
+                        .label(*name)
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], color));
+                }
+                chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw()?;
+                Ok(())
+            };
+            series(
+                &upper,
+                "reward and NDCG per step",
+                &[("reward", logs.iter().map(|l| l.reward_mean).collect(), BLUE), ("ndcg", logs.iter().map(|l| l.metric_mean).collect(), GREEN)],
+            )?;
+            series(&lower, "response length (tokens)", &[("length", logs.iter().map(|l| l.response_tokens_mean).collect(), RED)])?;
+            root.present()?;
+        }
+        text
+    };
+    harness_core::io::write_atomically(path, |w| w.write_all(svg.as_bytes()))?;
+    Ok(())
+}
