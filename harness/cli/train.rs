@@ -122,7 +122,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let (queries, qrels) = dataset.split_queries(&args.split)?;
     let policy_dir = args.policy.clone().unwrap_or_else(crate::generate::default_model_dir);
     let device = parse_device(&args.device)?;
-    let mut trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone())?;
+    let mut trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone(), config.lora)?;
     let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?; // tokenizer and template
 
     // Prompts: our classic-IR template in the model's chat format, assistant turn pre-filled.

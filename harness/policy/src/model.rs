@@ -1,6 +1,8 @@
 //! Llama / Qwen2 decoder in tch, with a key/value cache and left-padded batches.
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -8,22 +10,59 @@ use tch::{Device, Kind, Tensor};
 use crate::config::ModelConfig;
 use crate::PolicyError;
 
-/// A linear projection (weight `[out, in]`, optional bias), laid out as Hugging Face names it.
+/// A LoRA adapter: `x A^T B^T * alpha / r` added to a projection.
+#[derive(Debug)]
+pub struct LoraAdapter {
+    /// `[r, in]`, random at start.
+    pub a: Tensor,
+    /// `[out, r]`, zero at start (so a new adapter changes nothing).
+    pub b: Tensor,
+    pub scale: f64,
+}
+
+/// No adapter active.
+const NO_ADAPTER: usize = usize::MAX;
+
+/// A linear projection (weight `[out, in]`, optional bias), laid out as Hugging Face names it,
+/// with optional LoRA adapters of which at most one (the model-wide `active` index) applies.
 #[derive(Debug)]
 pub struct Linear {
     pub weight: Tensor,
     pub bias: Option<Tensor>,
+    pub adapters: Vec<LoraAdapter>,
+    active: Arc<AtomicUsize>,
 }
 
 impl Linear {
-    fn new(path: nn::Path<'_>, input: i64, output: i64, bias: bool) -> Linear {
+    fn new(path: nn::Path<'_>, input: i64, output: i64, bias: bool, active: &Arc<AtomicUsize>) -> Linear {
         let weight = path.var("weight", &[output, input], nn::Init::Const(0.0));
         let bias = bias.then(|| path.var("bias", &[output], nn::Init::Const(0.0)));
-        Linear { weight, bias }
+        Linear { weight, bias, adapters: Vec::new(), active: Arc::clone(active) }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
-        x.linear(&self.weight, self.bias.as_ref())
+        let base = x.linear(&self.weight, self.bias.as_ref());
+        match self.adapters.get(self.active.load(Ordering::Relaxed)) {
+            Some(lora) => base + x.matmul(&lora.a.tr()).matmul(&lora.b.tr()) * lora.scale,
+            None => base,
+        }
+    }
+
+    fn add_adapter(&mut self, path: nn::Path<'_>, rank: i64, alpha: f64) {
+        let (out, input) = self.weight.size2().expect("2-D weight");
+        // Kaiming-uniform-like A (bound 1/sqrt(in)) and zero B, as peft initialises.
+        let bound = 1.0 / (input as f64).sqrt();
+        let a = path.var("lora_a", &[rank, input], nn::Init::Uniform { lo: -bound, up: bound });
+        let b = path.var("lora_b", &[out, rank], nn::Init::Const(0.0));
+        self.adapters.push(LoraAdapter { a, b, scale: alpha / rank as f64 });
+    }
+
+    /// The weight with adapter `i` merged in.
+    pub fn merged_weight(&self, i: usize) -> Tensor {
+        match self.adapters.get(i) {
+            Some(l) => &self.weight + l.b.matmul(&l.a).to_kind(self.weight.kind()) * l.scale,
+            None => self.weight.shallow_clone(),
+        }
     }
 }
 
@@ -109,6 +148,9 @@ pub struct CausalLm {
     lm_head: Option<Linear>,
     inv_freq: Tensor,
     pub device: Device,
+    /// Index of the active LoRA adapter (NO_ADAPTER: base weights only).
+    active: Arc<AtomicUsize>,
+    adapters: usize,
 }
 
 fn rotate_half(x: &Tensor) -> Tensor {
@@ -124,6 +166,7 @@ impl CausalLm {
         let c = &config;
         let model = path / "model";
         let (h, hd, heads, kv) = (c.hidden_size, c.head_dim(), c.num_attention_heads, c.kv_heads());
+        let active = Arc::new(AtomicUsize::new(NO_ADAPTER));
         let layers = (0..c.num_hidden_layers)
             .map(|i| {
                 let l = &model / "layers" / i;
@@ -132,28 +175,85 @@ impl CausalLm {
                 Layer {
                     input_layernorm: RmsNorm::new(&l / "input_layernorm", h, c.rms_norm_eps),
                     self_attn: Attention {
-                        q_proj: Linear::new(&a / "q_proj", h, heads * hd, c.qkv_bias()),
-                        k_proj: Linear::new(&a / "k_proj", h, kv * hd, c.qkv_bias()),
-                        v_proj: Linear::new(&a / "v_proj", h, kv * hd, c.qkv_bias()),
-                        o_proj: Linear::new(&a / "o_proj", heads * hd, h, false),
+                        q_proj: Linear::new(&a / "q_proj", h, heads * hd, c.qkv_bias(), &active),
+                        k_proj: Linear::new(&a / "k_proj", h, kv * hd, c.qkv_bias(), &active),
+                        v_proj: Linear::new(&a / "v_proj", h, kv * hd, c.qkv_bias(), &active),
+                        o_proj: Linear::new(&a / "o_proj", heads * hd, h, false, &active),
                         heads,
                         kv_heads: kv,
                         head_dim: hd,
                     },
                     post_attention_layernorm: RmsNorm::new(&l / "post_attention_layernorm", h, c.rms_norm_eps),
                     mlp: Mlp {
-                        gate_proj: Linear::new(&m / "gate_proj", h, c.intermediate_size, false),
-                        up_proj: Linear::new(&m / "up_proj", h, c.intermediate_size, false),
-                        down_proj: Linear::new(&m / "down_proj", c.intermediate_size, h, false),
+                        gate_proj: Linear::new(&m / "gate_proj", h, c.intermediate_size, false, &active),
+                        up_proj: Linear::new(&m / "up_proj", h, c.intermediate_size, false, &active),
+                        down_proj: Linear::new(&m / "down_proj", c.intermediate_size, h, false, &active),
                     },
                 }
             })
             .collect();
         let embed_tokens = (&model / "embed_tokens").var("weight", &[c.vocab_size, h], nn::Init::Const(0.0));
         let norm = RmsNorm::new(&model / "norm", h, c.rms_norm_eps);
-        let lm_head = (!c.tie_word_embeddings).then(|| Linear::new(path / "lm_head", h, c.vocab_size, false));
+        let lm_head = (!c.tie_word_embeddings).then(|| Linear::new(path / "lm_head", h, c.vocab_size, false, &active));
         let inv_freq = Tensor::from_slice(&c.inv_freq()).to_kind(Kind::Float).to_device(path.device());
-        CausalLm { config, embed_tokens, layers, norm, lm_head, inv_freq, device: path.device() }
+        CausalLm { config, embed_tokens, layers, norm, lm_head, inv_freq, device: path.device(), active, adapters: 0 }
+    }
+
+    /// Adds a LoRA adapter (rank `rank`, scale `alpha / rank`) to every attention and MLP
+    /// projection, its variables under `path` (`<path>.layers.<i>.<proj>.lora_a`); returns its
+    /// index for [`CausalLm::set_adapter`].
+    pub fn add_lora(&mut self, path: &nn::Path<'_>, rank: i64, alpha: f64) -> usize {
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            let l = path / "layers" / i;
+            let a = &mut layer.self_attn;
+            for (name, proj) in [("q_proj", &mut a.q_proj), ("k_proj", &mut a.k_proj), ("v_proj", &mut a.v_proj), ("o_proj", &mut a.o_proj)] {
+                proj.add_adapter(&l / name, rank, alpha);
+            }
+            let m = &mut layer.mlp;
+            for (name, proj) in [("gate_proj", &mut m.gate_proj), ("up_proj", &mut m.up_proj), ("down_proj", &mut m.down_proj)] {
+                proj.add_adapter(&l / name, rank, alpha);
+            }
+        }
+        self.adapters += 1;
+        self.adapters - 1
+    }
+
+    /// Selects the adapter used by every forward pass (`None`: the base model).
+    pub fn set_adapter(&self, adapter: Option<usize>) {
+        self.active.store(adapter.filter(|&i| i < self.adapters).unwrap_or(NO_ADAPTER), Ordering::Relaxed);
+    }
+
+    /// Base weights with adapter `adapter` merged, under Hugging Face names (for export).
+    pub fn merged_weights(&self, adapter: usize) -> Vec<(String, Tensor)> {
+        let mut out = vec![
+            ("model.embed_tokens.weight".to_string(), self.embed_tokens.shallow_clone()),
+            ("model.norm.weight".to_string(), self.norm.weight.shallow_clone()),
+        ];
+        if let Some(head) = &self.lm_head {
+            out.push(("lm_head.weight".to_string(), head.weight.shallow_clone()));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = format!("model.layers.{i}");
+            out.push((format!("{p}.input_layernorm.weight"), layer.input_layernorm.weight.shallow_clone()));
+            out.push((format!("{p}.post_attention_layernorm.weight"), layer.post_attention_layernorm.weight.shallow_clone()));
+            let a = &layer.self_attn;
+            let m = &layer.mlp;
+            for (name, proj) in [
+                ("self_attn.q_proj", &a.q_proj),
+                ("self_attn.k_proj", &a.k_proj),
+                ("self_attn.v_proj", &a.v_proj),
+                ("self_attn.o_proj", &a.o_proj),
+                ("mlp.gate_proj", &m.gate_proj),
+                ("mlp.up_proj", &m.up_proj),
+                ("mlp.down_proj", &m.down_proj),
+            ] {
+                out.push((format!("{p}.{name}.weight"), proj.merged_weight(adapter)));
+                if let Some(b) = &proj.bias {
+                    out.push((format!("{p}.{name}.bias"), b.shallow_clone()));
+                }
+            }
+        }
+        out
     }
 
     /// Hidden states after the final norm: `input_ids`, `positions` `[B, T]`; `key_mask`

@@ -232,16 +232,58 @@ impl StepLog {
     }
 }
 
+/// Which weights play actor, critic and reference.
+pub enum Roles {
+    /// Three full models (full fine-tuning): actor and critic trained, reference frozen.
+    Separate { actor: CausalLm, critic: CausalLm, reference: CausalLm },
+    /// One frozen base with two LoRA adapters (the memory-lean mode): the actor's, the
+    /// critic's; the reference is the base with adapters off.
+    Shared { model: CausalLm, actor: usize, critic: usize },
+}
+
+impl Roles {
+    fn actor(&self) -> &CausalLm {
+        match self {
+            Roles::Separate { actor, .. } => actor,
+            Roles::Shared { model, actor, .. } => {
+                model.set_adapter(Some(*actor));
+                model
+            }
+        }
+    }
+    fn critic(&self) -> &CausalLm {
+        match self {
+            Roles::Separate { critic, .. } => critic,
+            Roles::Shared { model, critic, .. } => {
+                model.set_adapter(Some(*critic));
+                model
+            }
+        }
+    }
+    fn reference(&self) -> &CausalLm {
+        match self {
+            Roles::Separate { reference, .. } => reference,
+            Roles::Shared { model, .. } => {
+                model.set_adapter(None);
+                model
+            }
+        }
+    }
+}
+
 /// Actor, critic (with a value head) and frozen reference, with their optimisers.
 pub struct Trainer {
     pub config: PpoConfig,
-    pub actor_vs: nn::VarStore,
-    pub actor: CausalLm,
-    pub critic_vs: nn::VarStore,
-    pub critic: CausalLm,
+    pub roles: Roles,
     pub value_head: nn::Linear,
-    pub reference_vs: nn::VarStore,
-    pub reference: CausalLm,
+    /// Trainable parameters of the actor and of the critic (value head included), by name.
+    actor_params: Vec<(String, Tensor)>,
+    critic_params: Vec<(String, Tensor)>,
+    /// What a checkpoint holds for each (all weights, or only adapters and value head).
+    actor_saved: Vec<(String, Tensor)>,
+    critic_saved: Vec<(String, Tensor)>,
+    /// Variable stores, kept alive with the models.
+    _stores: Vec<nn::VarStore>,
     pub actor_opt: AdamW,
     pub critic_opt: AdamW,
     pub eos_ids: Vec<i64>,
@@ -283,7 +325,7 @@ impl Trainer {
     pub fn train_step(&mut self, env: &mut dyn Environment) -> StepLog {
         let start = Instant::now();
         let c = self.config.clone();
-        let device = self.actor.device;
+        let device = self.roles.actor().device;
         let items = self.batch_indices(env.len(), self.step);
         let group = if c.algorithm == Algorithm::Grpo { c.group_size.max(1) } else { 1 };
         let rows: Vec<usize> = items.iter().flat_map(|&i| std::iter::repeat_n(i, group)).collect();
@@ -298,7 +340,7 @@ impl Trainer {
             seed: c.seed.wrapping_add(self.step),
             ..Default::default()
         };
-        let generations = generate(&self.actor, &prompts, &self.eos_ids, self.pad_id, &sampling, &|_| String::new());
+        let generations = generate(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &sampling, &|_| String::new());
         let responses: Vec<Vec<i64>> = generations.iter().map(|g| g.token_ids.clone()).collect();
         let generated_tokens: usize = responses.iter().map(Vec::len).sum();
         let scored: Vec<Scored> = rows.iter().zip(&responses).map(|(&i, r)| env.score(i, r)).collect();
@@ -307,9 +349,11 @@ impl Trainer {
         let packed = pack(&prompts, &responses, self.pad_id, device);
         let mask = &packed.response_mask;
         let (old_logp, ref_logp, old_values) = tch::no_grad(|| {
-            let old = token_logprobs(&self.actor.logits(&response_hidden(&self.actor, &packed)), &packed.response);
-            let reference = token_logprobs(&self.reference.logits(&response_hidden(&self.reference, &packed)), &packed.response);
-            let values = self.value_head.forward_t(&response_hidden(&self.critic, &packed), false).squeeze_dim(-1).to_kind(Kind::Float) * mask;
+            let actor = self.roles.actor();
+            let old = token_logprobs(&actor.logits(&response_hidden(actor, &packed)), &packed.response);
+            let reference = self.roles.reference();
+            let reference = token_logprobs(&reference.logits(&response_hidden(reference, &packed)), &packed.response);
+            let values = self.value_head.forward_t(&response_hidden(self.roles.critic(), &packed), false).squeeze_dim(-1).to_kind(Kind::Float) * mask;
             (old, reference, values)
         });
         let score_t = Tensor::from_slice(&scores).to_kind(Kind::Float).to_device(device);
@@ -323,8 +367,8 @@ impl Trainer {
         let n = rows.len() as i64;
         let mb = (c.mini_batch_size.max(1) as i64).min(n);
         let (mut pl_sum, mut vl_sum, mut cf_sum, mut ent_sum, mut gn_sum, mut updates) = (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
-        let actor_params = named_trainable(&self.actor_vs);
-        let critic_params = named_trainable(&self.critic_vs);
+        let actor_params: Vec<(String, Tensor)> = self.actor_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+        let critic_params: Vec<(String, Tensor)> = self.critic_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         for _epoch in 0..c.ppo_epochs {
             let mut s = 0;
             while s < n {
@@ -339,7 +383,8 @@ impl Trainer {
                     prompt_len: packed.prompt_len,
                     response_len: packed.response_len,
                 };
-                let logits = self.actor.logits(&response_hidden(&self.actor, &sub));
+                let actor = self.roles.actor();
+                let logits = actor.logits(&response_hidden(actor, &sub));
                 let logp = token_logprobs(&logits, &sub.response);
                 let (pg, clipfrac) = policy_loss(&logp, &take(&old_logp), &take(&advantages), &sub.response_mask, c.clip_ratio);
                 let ent = entropy(&logits, &sub.response_mask);
@@ -351,7 +396,7 @@ impl Trainer {
                 cf_sum += clipfrac.double_value(&[]);
                 ent_sum += ent.double_value(&[]);
                 if c.algorithm == Algorithm::Ppo {
-                    let values = self.value_head.forward_t(&response_hidden(&self.critic, &sub), true).squeeze_dim(-1).to_kind(Kind::Float);
+                    let values = self.value_head.forward_t(&response_hidden(self.roles.critic(), &sub), true).squeeze_dim(-1).to_kind(Kind::Float);
                     let vl = value_loss(&values, &take(&old_values), &take(&returns), &sub.response_mask, c.value_clip);
                     zero_grads(&critic_params);
                     vl.backward();
@@ -398,8 +443,9 @@ impl Trainer {
         let write = |name: &str, tensors: Vec<(String, Tensor)>| -> std::io::Result<()> {
             Tensor::write_safetensors(&tensors, staging.join(name)).map_err(io)
         };
-        write("actor.safetensors", named_all(&self.actor_vs))?;
-        write("critic.safetensors", named_all(&self.critic_vs))?;
+        let shallow = |v: &[(String, Tensor)]| v.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
+        write("actor.safetensors", shallow(&self.actor_saved))?;
+        write("critic.safetensors", shallow(&self.critic_saved))?;
         write("actor_optimizer.safetensors", self.actor_opt.state())?;
         write("critic_optimizer.safetensors", self.critic_opt.state())?;
         let state = serde_json::json!({
@@ -420,8 +466,8 @@ impl Trainer {
     pub fn restore(&mut self, dir: &Path) -> std::io::Result<()> {
         let io = |e: tch::TchError| std::io::Error::other(format!("{}: {e}", dir.display()));
         let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("trainer_state.json"))?)?;
-        copy_into(&self.actor_vs, Tensor::read_safetensors(dir.join("actor.safetensors")).map_err(io)?)?;
-        copy_into(&self.critic_vs, Tensor::read_safetensors(dir.join("critic.safetensors")).map_err(io)?)?;
+        copy_into(&self.actor_saved, Tensor::read_safetensors(dir.join("actor.safetensors")).map_err(io)?)?;
+        copy_into(&self.critic_saved, Tensor::read_safetensors(dir.join("critic.safetensors")).map_err(io)?)?;
         let get = |k: &str| state[k].as_i64().ok_or_else(|| std::io::Error::other(format!("trainer_state.json: no {k}")));
         self.actor_opt.restore(Tensor::read_safetensors(dir.join("actor_optimizer.safetensors")).map_err(io)?, get("actor_optimizer_step")?);
         self.critic_opt.restore(Tensor::read_safetensors(dir.join("critic_optimizer.safetensors")).map_err(io)?, get("critic_optimizer_step")?);
@@ -445,11 +491,12 @@ fn named_all(vs: &nn::VarStore) -> Vec<(String, Tensor)> {
     vars
 }
 
-fn copy_into(vs: &nn::VarStore, tensors: Vec<(String, Tensor)>) -> std::io::Result<()> {
+fn copy_into(vars: &[(String, Tensor)], tensors: Vec<(String, Tensor)>) -> std::io::Result<()> {
     let found: BTreeMap<String, Tensor> = tensors.into_iter().collect();
     tch::no_grad(|| {
-        for (name, mut var) in vs.variables() {
-            let src = found.get(&name).ok_or_else(|| std::io::Error::other(format!("checkpoint lacks {name}")))?;
+        for (name, var) in vars {
+            let src = found.get(name).ok_or_else(|| std::io::Error::other(format!("checkpoint lacks {name}")))?;
+            let mut var = var.shallow_clone();
             var.copy_(src);
         }
         Ok(())
@@ -462,6 +509,9 @@ fn copy_into(vs: &nn::VarStore, tensors: Vec<(String, Tensor)>) -> std::io::Resu
 pub struct RunConfig {
     pub run: RunSettings,
     pub ppo: PpoConfig,
+    /// With a `[lora]` table: the memory-lean mode (adapters on a frozen shared base).
+    #[serde(default)]
+    pub lora: Option<LoraConfig>,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -485,46 +535,107 @@ impl RunConfig {
     }
 }
 
+/// LoRA settings of the memory-lean mode.
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraConfig {
+    pub rank: i64,
+    pub alpha: f64,
+}
+
 impl Trainer {
+    /// Full fine-tuning: separate actor and critic stores (the critic's holds the value head)
+    /// and a reference store that is frozen here.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_separate(
+        config: PpoConfig,
+        (actor_vs, actor): (nn::VarStore, CausalLm),
+        (critic_vs, critic): (nn::VarStore, CausalLm),
+        value_head: nn::Linear,
+        (mut reference_vs, reference): (nn::VarStore, CausalLm),
+        eos_ids: Vec<i64>,
+        pad_id: i64,
+    ) -> Trainer {
+        reference_vs.freeze();
+        Trainer {
+            actor_opt: AdamW::new(config.actor_lr, config.weight_decay),
+            critic_opt: AdamW::new(config.critic_lr, config.weight_decay),
+            config,
+            roles: Roles::Separate { actor, critic, reference },
+            value_head,
+            actor_params: named_trainable(&actor_vs),
+            critic_params: named_trainable(&critic_vs),
+            actor_saved: named_all(&actor_vs),
+            critic_saved: named_all(&critic_vs),
+            _stores: vec![actor_vs, critic_vs, reference_vs],
+            eos_ids,
+            pad_id,
+            step: 0,
+        }
+    }
+
+    /// The memory-lean mode: `model`'s base weights (in `vs`) frozen, an actor and a critic LoRA
+    /// adapter added under `lora_actor` / `lora_critic`, a value head under `value_head`.
+    pub fn new_lora(config: PpoConfig, vs: nn::VarStore, mut model: CausalLm, lora: LoraConfig, eos_ids: Vec<i64>, pad_id: i64) -> Trainer {
+        let mut vs = vs;
+        vs.freeze();
+        let hidden = model.config.hidden_size;
+        let actor = model.add_lora(&(vs.root() / "lora_actor"), lora.rank, lora.alpha);
+        let critic = model.add_lora(&(vs.root() / "lora_critic"), lora.rank, lora.alpha);
+        let value_head = nn::linear(vs.root() / "value_head", hidden, 1, Default::default());
+        let all = named_all(&vs);
+        let pick = |prefixes: &[&str]| -> Vec<(String, Tensor)> {
+            all.iter().filter(|(n, _)| prefixes.iter().any(|p| n.starts_with(p))).map(|(n, t)| (n.clone(), t.shallow_clone())).collect()
+        };
+        let actor_vars = pick(&["lora_actor."]);
+        let critic_vars = pick(&["lora_critic.", "value_head."]);
+        Trainer {
+            actor_opt: AdamW::new(config.actor_lr, config.weight_decay),
+            critic_opt: AdamW::new(config.critic_lr, config.weight_decay),
+            config,
+            roles: Roles::Shared { model, actor, critic },
+            value_head,
+            actor_params: actor_vars.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
+            critic_params: critic_vars.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
+            actor_saved: actor_vars,
+            critic_saved: critic_vars,
+            _stores: vec![vs],
+            eos_ids,
+            pad_id,
+            step: 0,
+        }
+    }
+
+    /// Trainable parameter count of the actor and of the critic.
+    pub fn trainable_parameters(&self) -> (i64, i64) {
+        let count = |v: &[(String, Tensor)]| v.iter().map(|(_, t)| t.numel() as i64).sum();
+        (count(&self.actor_params), count(&self.critic_params))
+    }
+
     /// Actor and critic initialised from the model folder (the critic with a new value head),
     /// and a frozen copy of it as the reference.
-    pub fn from_model_dir(dir: &Path, device: Device, config: PpoConfig) -> Result<Trainer, harness_policy::PolicyError> {
+    pub fn from_model_dir(dir: &Path, device: Device, config: PpoConfig, lora: Option<LoraConfig>) -> Result<Trainer, harness_policy::PolicyError> {
         let actor_policy = harness_policy::Policy::load(dir, device)?;
-        let load = |frozen: bool| -> Result<(nn::VarStore, CausalLm), harness_policy::PolicyError> {
+        let eos_ids = actor_policy.eos_ids.clone();
+        let pad_id = actor_policy.pad_id;
+        tch::manual_seed(config.seed as i64);
+        let harness_policy::Policy { vs: actor_vs, model: actor, .. } = actor_policy;
+        if let Some(lora) = lora {
+            return Ok(Trainer::new_lora(config, actor_vs, actor, lora, eos_ids, pad_id));
+        }
+        let load = || -> Result<(nn::VarStore, CausalLm), harness_policy::PolicyError> {
             let mut vs = nn::VarStore::new(device);
-            let model = CausalLm::new(&vs.root(), actor_policy.model.config.clone());
+            let model = CausalLm::new(&vs.root(), actor.config.clone());
             harness_policy::model::load_weights(&mut vs, dir)?;
             if device.is_cuda() {
                 vs.set_kind(harness_policy::default_kind(device));
             }
-            if frozen {
-                vs.freeze();
-            }
             Ok((vs, model))
         };
-        let (critic_vs, critic) = load(false)?;
-        let hidden = actor_policy.model.config.hidden_size;
-        tch::manual_seed(config.seed as i64);
-        let value_head = nn::linear(critic_vs.root() / "value_head", hidden, 1, Default::default());
-        let (reference_vs, reference) = load(true)?;
-        let eos_ids = actor_policy.eos_ids.clone();
-        let pad_id = actor_policy.pad_id;
-        let harness_policy::Policy { vs: actor_vs, model: actor, .. } = actor_policy;
-        Ok(Trainer {
-            actor_opt: AdamW::new(config.actor_lr, config.weight_decay),
-            critic_opt: AdamW::new(config.critic_lr, config.weight_decay),
-            config,
-            actor_vs,
-            actor,
-            critic_vs,
-            critic,
-            value_head,
-            reference_vs,
-            reference,
-            eos_ids,
-            pad_id,
-            step: 0,
-        })
+        let (critic_vs, critic) = load()?;
+        let value_head = nn::linear(critic_vs.root() / "value_head", actor.config.hidden_size, 1, Default::default());
+        let reference = load()?;
+        Ok(Trainer::new_separate(config, (actor_vs, actor), (critic_vs, critic), value_head, reference, eos_ids, pad_id))
     }
 
     /// Writes the actor as a Hugging Face model folder (config, tokenizer and chat template
@@ -538,7 +649,11 @@ impl Trainer {
                 std::fs::copy(&src, out.join(f))?;
             }
         }
-        let tensors: Vec<(String, Tensor)> = named_all(&self.actor_vs).into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float).to_device(Device::Cpu))).collect();
+        let weights = match &self.roles {
+            Roles::Separate { .. } => self.actor_saved.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect(),
+            Roles::Shared { model, actor, .. } => tch::no_grad(|| model.merged_weights(*actor)),
+        };
+        let tensors: Vec<(String, Tensor)> = weights.into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float).to_device(Device::Cpu))).collect();
         Tensor::write_safetensors(&tensors, out.join("model.safetensors")).map_err(|e| std::io::Error::other(e.to_string()))
     }
 }
