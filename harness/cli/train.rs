@@ -49,6 +49,9 @@ pub struct TrainArgs {
     /// CPU threads for libtorch (0: its default).
     #[arg(long, default_value_t = 0)]
     threads: i32,
+    /// Stop (with a checkpoint) once this many minutes of training have passed.
+    #[arg(long)]
+    max_minutes: Option<f64>,
 }
 
 /// One training example: a prompt and the document(s) that should be found.
@@ -200,6 +203,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     bar.set_prefix("training");
     bar.set_position(trainer.step);
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(out.join("log.jsonl"))?;
+    let started = std::time::Instant::now();
+    let out_of_time = || args.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
     while trainer.step < total_steps {
         let entry: StepLog = trainer.train_step(&mut env);
         writeln!(log, "{}", serde_json::to_string(&entry)?)?;
@@ -209,9 +214,14 @@ pub fn run(args: TrainArgs) -> Result<()> {
             entry.reward_mean, entry.metric_mean, entry.kl_mean, entry.response_tokens_mean, entry.format_error_rate
         ));
         bar.inc(1);
-        if trainer.step % config.run.save_every == 0 || trainer.step == total_steps {
+        let stop = out_of_time();
+        if trainer.step % config.run.save_every == 0 || trainer.step == total_steps || stop {
             let ckpt = out.join("checkpoints").join(format!("step-{}", trainer.step));
             trainer.save(&ckpt, Some(&policy_dir)).with_context(|| format!("saving {}", ckpt.display()))?;
+        }
+        if stop {
+            bar.println(format!("stopping after {} steps: the --max-minutes budget is spent", trainer.step));
+            break;
         }
     }
     bar.finish();
