@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 pub mod answer;
+pub mod answers;
 pub mod drcompat;
 pub mod error;
 pub mod io;
