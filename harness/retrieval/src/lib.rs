@@ -10,6 +10,7 @@
 
 pub mod analysis;
 pub mod bm25;
+pub mod boolean;
 pub mod dense;
 pub mod error;
 pub mod rm3;
