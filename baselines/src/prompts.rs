@@ -98,9 +98,10 @@ pub fn system_message(reasoning: bool) -> &'static str {
 }
 
 /// Text the assistant turn starts with (pre-filled after the chat template's assistant header):
-/// with reasoning the opening `<think>`, as the paper's prompts end.
+/// with reasoning the opening `<think>`, as the paper's prompts end; without, the opening
+/// `<answer>`, as the paper's no-reasoning SQL prompts end.
 pub fn assistant_prefix(reasoning: bool) -> &'static str {
-    if reasoning { "<think>\n" } else { "" }
+    if reasoning { "<think>\n" } else { "<answer>\n" }
 }
 
 #[cfg(test)]
