@@ -258,4 +258,12 @@ fn llm_and_rm3_methods_run_end_to_end_into_the_standard_table() {
     let o = harness(&["eval", "--dataset", "scifact", "--method", "rm3", "--retriever", "dense"], tmp.path());
     assert!(!o.status.success());
     assert!(stderr(&o).contains("RM3 feedback needs the bm25 retriever"), "{}", stderr(&o));
+
+    // Both runs stacked into one table.
+    let (llm, rm3, both) = (tmp.path().join("llm"), tmp.path().join("rm3"), tmp.path().join("both"));
+    let o = harness(&["tables", "--run", llm.to_str().unwrap(), "--run", rm3.to_str().unwrap(), "--out", both.to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let csv = std::fs::read_to_string(both.join("table.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(csv.contains("llm:smollm2-135m-instruct,no-reasoning") && csv.contains("rm3(fb_docs=10"), "{csv}");
 }

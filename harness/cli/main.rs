@@ -11,6 +11,7 @@ mod score;
 mod serve;
 mod sql_dataset;
 mod sql_eval;
+mod tables;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -47,6 +48,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Train a policy with PPO, the retriever's metric as the reward (DeepRetrieval).
     Train(train::TrainArgs),
+    /// Stack the tables of several runs into one (csv, parquet, md).
+    Tables(tables::TablesArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
 }
@@ -64,6 +67,7 @@ fn main() {
         Command::Generate(args) => generate::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Train(args) => train::run(args),
+        Command::Tables(args) => tables::run(args),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };
     if let Err(e) = result {

@@ -195,3 +195,19 @@ mod tests {
         assert!(dir.path().join("table.parquet").metadata().unwrap().len() > 0);
     }
 }
+
+/// Stacks results tables with the same columns, read from `table.csv` files, into one table.
+pub fn stack_tables(paths: &[std::path::PathBuf]) -> Result<DataFrame> {
+    let mut out: Option<DataFrame> = None;
+    for p in paths {
+        let frame = read_csv(p)?;
+        out = Some(match out {
+            None => frame,
+            Some(mut acc) => {
+                acc.vstack_mut(&frame)?;
+                acc
+            }
+        });
+    }
+    Ok(out.ok_or_else(|| PolarsError::NoData("no tables to stack".into()))?)
+}
