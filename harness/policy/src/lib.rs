@@ -92,10 +92,11 @@ impl Policy {
             vs.set_kind(kind);
         }
         let mut eos_ids = config.eos_token_id.as_ref().map(|e| e.to_vec()).unwrap_or_default();
-        for end_of_turn in ["<|im_end|>", "<|eot_id|>", "<|endoftext|>"] {
-            if let Some(id) = tokenizer.token_to_id(end_of_turn) {
-                if !eos_ids.contains(&(id as i64)) && end_of_turn != "<|endoftext|>" {
-                    eos_ids.push(id as i64);
+        // Chat models end a turn with these even when config.json names another EOS.
+        for end_of_turn in ["<|im_end|>", "<|eot_id|>"] {
+            if let Some(id) = tokenizer.token_to_id(end_of_turn).map(i64::from) {
+                if !eos_ids.contains(&id) {
+                    eos_ids.push(id);
                 }
             }
         }
