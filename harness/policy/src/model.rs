@@ -43,7 +43,11 @@ impl Linear {
     pub fn forward(&self, x: &Tensor) -> Tensor {
         let base = x.linear(&self.weight, self.bias.as_ref());
         match self.adapters.get(self.active.load(Ordering::Relaxed)) {
-            Some(lora) => base + x.matmul(&lora.a.tr()).matmul(&lora.b.tr()) * lora.scale,
+            // Adapters stay float32 (master weights) under a bf16 base: compute in x's kind.
+            Some(lora) => {
+                let kind = x.kind();
+                base + x.matmul(&lora.a.tr().to_kind(kind)).matmul(&lora.b.tr().to_kind(kind)) * lora.scale
+            }
             None => base,
         }
     }

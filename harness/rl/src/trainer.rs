@@ -321,8 +321,19 @@ impl Trainer {
         (0..per_step).map(|k| order[(start + k) % n]).collect()
     }
 
-    /// One PPO/GRPO step on `env`.
+    /// One PPO/GRPO step on `env`. On CUDA it runs under autocast, so float32 master weights
+    /// (full fine-tuning) compute in bf16 while their updates keep float32 precision.
     pub fn train_step(&mut self, env: &mut dyn Environment) -> StepLog {
+        let cuda = self.roles.actor().device.is_cuda();
+        tch::autocast(cuda, || self.train_step_inner(env))
+    }
+
+    /// The value head on float32 hidden states (the head is float32 whatever the base's kind).
+    fn values(&self, hidden: &Tensor, train: bool) -> Tensor {
+        self.value_head.forward_t(&hidden.to_kind(Kind::Float), train).squeeze_dim(-1).to_kind(Kind::Float)
+    }
+
+    fn train_step_inner(&mut self, env: &mut dyn Environment) -> StepLog {
         let start = Instant::now();
         let c = self.config.clone();
         let device = self.roles.actor().device;
@@ -353,7 +364,7 @@ impl Trainer {
             let old = token_logprobs(&actor.logits(&response_hidden(actor, &packed)), &packed.response);
             let reference = self.roles.reference();
             let reference = token_logprobs(&reference.logits(&response_hidden(reference, &packed)), &packed.response);
-            let values = self.value_head.forward_t(&response_hidden(self.roles.critic(), &packed), false).squeeze_dim(-1).to_kind(Kind::Float) * mask;
+            let values = self.values(&response_hidden(self.roles.critic(), &packed), false) * mask;
             (old, reference, values)
         });
         let score_t = Tensor::from_slice(&scores).to_kind(Kind::Float).to_device(device);
@@ -396,7 +407,7 @@ impl Trainer {
                 cf_sum += clipfrac.double_value(&[]);
                 ent_sum += ent.double_value(&[]);
                 if c.algorithm == Algorithm::Ppo {
-                    let values = self.value_head.forward_t(&response_hidden(self.roles.critic(), &sub), true).squeeze_dim(-1).to_kind(Kind::Float);
+                    let values = self.values(&response_hidden(self.roles.critic(), &sub), true);
                     let vl = value_loss(&values, &take(&old_values), &take(&returns), &sub.response_mask, c.value_clip);
                     zero_grads(&critic_params);
                     vl.backward();
@@ -589,6 +600,9 @@ impl Trainer {
         };
         let actor_vars = pick(&["lora_actor."]);
         let critic_vars = pick(&["lora_critic.", "value_head."]);
+        // Trainable tensors are float32 master weights even on a bf16 base: bf16 would round
+        // away updates of lr 1e-6 size.
+        to_float(actor_vars.iter().chain(&critic_vars));
         Trainer {
             actor_opt: AdamW::new(config.actor_lr, config.weight_decay),
             critic_opt: AdamW::new(config.critic_lr, config.weight_decay),
@@ -614,8 +628,13 @@ impl Trainer {
 
     /// Actor and critic initialised from the model folder (the critic with a new value head),
     /// and a frozen copy of it as the reference.
+    ///
+    /// With LoRA the shared base takes the device's compute kind (bf16 on CUDA) and only the
+    /// adapters and value head are float32; in full fine-tuning actor and critic are float32
+    /// master weights (bf16 compute under autocast on CUDA) and the frozen reference is bf16.
     pub fn from_model_dir(dir: &Path, device: Device, config: PpoConfig, lora: Option<LoraConfig>) -> Result<Trainer, harness_policy::PolicyError> {
-        let actor_policy = harness_policy::Policy::load(dir, device)?;
+        let trainable_kind = if lora.is_some() { harness_policy::default_kind(device) } else { Kind::Float };
+        let actor_policy = harness_policy::Policy::load_as(dir, device, trainable_kind)?;
         let eos_ids = actor_policy.eos_ids.clone();
         let pad_id = actor_policy.pad_id;
         tch::manual_seed(config.seed as i64);
@@ -623,18 +642,18 @@ impl Trainer {
         if let Some(lora) = lora {
             return Ok(Trainer::new_lora(config, actor_vs, actor, lora, eos_ids, pad_id));
         }
-        let load = || -> Result<(nn::VarStore, CausalLm), harness_policy::PolicyError> {
+        let load = |kind: Kind| -> Result<(nn::VarStore, CausalLm), harness_policy::PolicyError> {
             let mut vs = nn::VarStore::new(device);
             let model = CausalLm::new(&vs.root(), actor.config.clone());
             harness_policy::model::load_weights(&mut vs, dir)?;
-            if device.is_cuda() {
-                vs.set_kind(harness_policy::default_kind(device));
+            if kind != Kind::Float {
+                vs.set_kind(kind);
             }
             Ok((vs, model))
         };
-        let (critic_vs, critic) = load()?;
+        let (critic_vs, critic) = load(Kind::Float)?;
         let value_head = nn::linear(critic_vs.root() / "value_head", actor.config.hidden_size, 1, Default::default());
-        let reference = load()?;
+        let reference = load(harness_policy::default_kind(device))?;
         Ok(Trainer::new_separate(config, (actor_vs, actor), (critic_vs, critic), value_head, reference, eos_ids, pad_id))
     }
 
@@ -656,4 +675,16 @@ impl Trainer {
         let tensors: Vec<(String, Tensor)> = weights.into_iter().map(|(n, t)| (n, t.to_kind(Kind::Float).to_device(Device::Cpu))).collect();
         Tensor::write_safetensors(&tensors, out.join("model.safetensors")).map_err(|e| std::io::Error::other(e.to_string()))
     }
+}
+
+/// Casts variables to float32 in place (their optimiser state follows, being created from them).
+fn to_float<'a>(vars: impl Iterator<Item = &'a (String, Tensor)>) {
+    tch::no_grad(|| {
+        for (_, t) in vars {
+            if t.kind() != Kind::Float {
+                let mut handle = t.shallow_clone();
+                handle.set_data(&t.to_kind(Kind::Float));
+            }
+        }
+    });
 }

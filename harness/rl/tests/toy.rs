@@ -160,3 +160,31 @@ fn lora_mode_learns_with_adapters_only_and_resumes() {
     b.restore(&tmp.path().join("c")).unwrap();
     assert_eq!(b.train_step(&mut env).deterministic_part(), next_a);
 }
+
+/// The GPU layout on CPU: a bf16 base (as on CUDA) with float32 adapters and value head, whose
+/// small updates bf16 would round away.
+#[test]
+fn lora_on_a_bf16_base_trains_float32_adapters() {
+    let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = tiny_model(&vs, 1);
+    vs.set_kind(Kind::BFloat16);
+    let c = PpoConfig { actor_lr: 1e-2, critic_lr: 1e-2, ..config(Algorithm::Ppo) };
+    let mut t = Trainer::new_lora(c, vs, model, LoraConfig { rank: 4, alpha: 8.0 }, vec![], 0);
+    let tmp = tempfile::tempdir().unwrap();
+    for _ in 0..3 {
+        let log = t.train_step(&mut PickSeven);
+        assert!(log.kl_mean.is_finite() && log.entropy.is_finite(), "{log:?}");
+    }
+    t.save(&tmp.path().join("c"), None).unwrap();
+    let saved = Tensor::read_safetensors(tmp.path().join("c").join("actor.safetensors")).unwrap();
+    assert!(!saved.is_empty());
+    for (name, tensor) in &saved {
+        assert_eq!(tensor.kind(), Kind::Float, "{name}");
+    }
+    // lora_b starts at zero; three steps at lr 1e-2 must have moved it.
+    let moved = saved.iter().filter(|(n, _)| n.ends_with("lora_b")).any(|(_, t)| t.abs().max().double_value(&[]) > 0.0);
+    assert!(moved, "no adapter moved");
+    assert_eq!(t.value_head.ws.kind(), Kind::Float);
+}
