@@ -7,3 +7,5 @@ bash "$ROOT/scripts/setup.sh"
 . "${HARNESS_DEPS_DIR:-$ROOT/.deps}/env.sh"
 cd "$ROOT"
 cargo test --workspace --all-targets --locked "$@"
+# The regression checks against results/reference (non-zero exit on a regression).
+cargo run --locked --quiet --bin harness -- regress

@@ -86,18 +86,93 @@ fn scifact_bm25_matches_pyserini_flat_and_writes_every_output() {
     assert!(!stdout(&again).contains("index built"), "index should come from the cache");
 }
 
+/// Table 1's spec without its local-model cell (minutes of generation; the README's
+/// `reproduce --table 1` runs it), written to `dir`.
+fn table1_without_models(dir: &Path) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("results/tables/table1.toml")).unwrap();
+    let kept: Vec<&str> = text.split("[[cell]]").filter(|block| !block.contains("method = \"llm:")).collect();
+    let path = dir.join("table1.toml");
+    std::fs::write(&path, kept.join("[[cell]]")).unwrap();
+    path
+}
+
 #[test]
 fn reproduce_table_1_marks_every_cell() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t1");
-    let o = harness(&["reproduce", "--table", "1", "--out", out.to_str().unwrap()], &tmp.path().join("cache"));
+    let spec = table1_without_models(tmp.path());
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["reproduce", "--table", "1", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
+        .env_remove("HARNESS_API_BASE_URL")
+        .env_remove("OPENAI_BASE_URL")
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
-    // 15 paper rows x 2 columns + 3 runnable cells, plus the header.
+    // 15 paper rows x 2 columns + 3 cells (two measured offline, one api cell not configured).
     assert_eq!(csv.lines().count(), 1 + 30 + 3, "{csv}");
-    assert!(csv.lines().filter(|l| l.contains("paper table")).all(|l| l.contains("ours: not run")));
-    assert_eq!(csv.lines().filter(|l| l.contains("measured (run ")).count(), 3);
-    assert!(stdout(&o).contains("65.0700"));
+    let paper: Vec<&str> = csv.lines().filter(|l| l.starts_with("paper,")).collect();
+    assert_eq!(paper.len(), 30);
+    // Every paper cell says what stands beside it or why nothing does.
+    assert!(paper.iter().all(|l| l.contains("ours: not run") || l.contains("ours: Original query")), "{csv}");
+    assert_eq!(paper.iter().filter(|l| l.contains("ours: not run")).count(), 29);
+    assert_eq!(csv.lines().filter(|l| l.contains("measured (run ")).count(), 2);
+    assert!(csv.lines().any(|l| l.starts_with("ours,") && l.contains("not configured: set HARNESS_API_BASE_URL")));
+    let text = stdout(&o);
+    assert!(text.contains("65.0700") && text.contains("Not run here:"), "{text}");
+    for f in ["table.csv", "table.parquet", "table.md", "side_by_side.csv", "side_by_side.md", "chart.svg"] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    // The side-by-side table puts our offline Recall@3000 (%) beside the paper's Original Query.
+    let side = std::fs::read_to_string(out.join("side_by_side.csv")).unwrap();
+    let original = side.lines().find(|l| l.starts_with("Original Query,")).unwrap();
+    let ours: f64 = csv_fields(original)[2].parse().unwrap();
+    assert!((ours - 19.91).abs() < 0.01, "{original}");
+    assert!(std::fs::read_to_string(out.join("chart.svg")).unwrap().contains("<svg"));
+}
+
+#[test]
+fn regress_passes_on_the_references_and_fails_on_a_perturbed_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let clean = harness(&["regress", "--out", tmp.path().join("clean").to_str().unwrap()], &cache);
+    assert!(clean.status.success(), "{}{}", stdout(&clean), stderr(&clean));
+    assert!(stdout(&clean).contains("comparisons within tolerance"));
+
+    // A copy of the references with one value moved: within tolerance passes, beyond fails.
+    let refs = tmp.path().join("refs");
+    std::fs::create_dir_all(&refs).unwrap();
+    for entry in std::fs::read_dir(root.join("results/reference")).unwrap().flatten() {
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), refs.join(entry.file_name())).unwrap();
+        }
+    }
+    let table = refs.join("literature-offline-original.csv");
+    let original = std::fs::read_to_string(&table).unwrap();
+    let header = csv_fields(original.lines().next().unwrap());
+    let column = header.iter().position(|h| h == "recall_3000").unwrap();
+    let perturb = |delta: f64| {
+        let mut row = csv_fields(original.lines().nth(1).unwrap());
+        row[column] = (row[column].parse::<f64>().unwrap() + delta).to_string();
+        let quoted: Vec<String> = row.iter().map(|f| if f.contains(',') { format!("\"{f}\"") } else { f.clone() }).collect();
+        std::fs::write(&table, format!("{}\n{}\n", original.lines().next().unwrap(), quoted.join(","))).unwrap();
+    };
+    let spec = refs.join("regress.toml");
+    let run = |name: &str| {
+        harness(&["regress", "--spec", spec.to_str().unwrap(), "--only", "literature", "--out", tmp.path().join(name).to_str().unwrap()], &cache)
+    };
+    perturb(0.00005);
+    let near = run("near");
+    assert!(near.status.success(), "{}{}", stdout(&near), stderr(&near));
+    perturb(0.01);
+    let far = run("far");
+    assert!(!far.status.success());
+    let text = stdout(&far);
+    assert!(text.contains("FAILED: off by -0.01"), "{text}");
+    assert!(stderr(&far).contains("1 of 3 comparisons regressed"), "{}", stderr(&far));
 }
 
 #[test]

@@ -14,6 +14,9 @@ use crate::llm::{Generated, LlmSettings, TaskBuilder};
 use crate::prompts::{system_message, Prompts};
 use crate::{MethodError, QueryMethod, Rewrite};
 
+/// Environment variable naming the endpoint (`OPENAI_BASE_URL` also works).
+pub const BASE_URL_ENV: &str = "HARNESS_API_BASE_URL";
+
 /// A chat-completions client with a response cache.
 pub struct ChatClient {
     base_url: String,
@@ -135,7 +138,7 @@ impl ApiMethod {
     /// Endpoint and key from the environment.
     pub fn from_env(model: &str, settings: LlmSettings, cache_dir: PathBuf, task: TaskBuilder) -> Result<ApiMethod, MethodError> {
         let var = |names: &[&str]| names.iter().find_map(|n| std::env::var(n).ok().filter(|v| !v.is_empty()));
-        let base = var(&["HARNESS_API_BASE_URL", "OPENAI_BASE_URL"]).ok_or_else(|| {
+        let base = var(&[BASE_URL_ENV, "OPENAI_BASE_URL"]).ok_or_else(|| {
             MethodError::Api("no endpoint: set HARNESS_API_BASE_URL (e.g. https://api.openai.com/v1) and HARNESS_API_KEY".into())
         })?;
         let key = var(&["HARNESS_API_KEY", "OPENAI_API_KEY"]);

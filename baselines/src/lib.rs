@@ -139,6 +139,9 @@ pub struct MethodContext {
     pub llm: LlmSettings,
     /// Where API responses are cached.
     pub cache_dir: PathBuf,
+    /// The prompt task of a query, when not the dataset's classic-IR wording (literature
+    /// reviews, evidence-seeking questions).
+    pub task: Option<std::sync::Arc<dyn Fn(&Query) -> Task + Send + Sync>>,
 }
 
 /// Builds a method from its command-line name: `original`, `rm3`, `rm3:10,10,0.5`, `llm:DIR`,
@@ -146,7 +149,11 @@ pub struct MethodContext {
 pub fn build(name: &str, ctx: &MethodContext) -> Result<Box<dyn QueryMethod>, MethodError> {
     let dataset = ctx.dataset.clone();
     let kind = ctx.retriever_kind.clone();
-    let task = move |q: &Query| Task::classic_ir(&dataset, &kind, &q.text);
+    let custom = ctx.task.clone();
+    let task = move |q: &Query| match &custom {
+        Some(build) => build(q),
+        None => Task::classic_ir(&dataset, &kind, &q.text),
+    };
     match name.split_once(':') {
         None if name == "original" => Ok(Box::new(Original)),
         None if name == "rm3" => Ok(Box::new(Rm3 { params: Rm3Params::default() })),

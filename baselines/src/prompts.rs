@@ -18,8 +18,9 @@ pub const SYSTEM_DIRECT: &str = "You are a careful assistant. You answer directl
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "family", rename_all = "kebab-case")]
 pub enum Task {
-    /// PICO → Boolean query for an engine (`PubMed`, `ClinicalTrials.gov`).
-    Literature { engine: String, p: String, i: String, c: String, o: String },
+    /// PICO → Boolean query for an engine (`PubMed`, `ClinicalTrials.gov`). Reviews without
+    /// PICO text (the offline CLEF and Cohen sets) give their `topic` instead.
+    Literature { engine: String, p: String, i: String, c: String, o: String, topic: Option<String> },
     /// Question → query over a passage corpus.
     Evidence { corpus: String, question: String },
     /// Query or claim → query. `kind` names the input (`scientific claim`), `goal` what relevant
@@ -113,7 +114,7 @@ mod tests {
     fn every_family_renders_its_inputs_and_contract() {
         let p = Prompts::new();
         let tasks = [
-            Task::Literature { engine: "PubMed".into(), p: "adults with asthma".into(), i: "inhaled steroids".into(), c: "placebo".into(), o: "exacerbations".into() },
+            Task::Literature { engine: "PubMed".into(), p: "adults with asthma".into(), i: "inhaled steroids".into(), c: "placebo".into(), o: "exacerbations".into(), topic: None },
             Task::Evidence { corpus: "Wikipedia".into(), question: "who wrote hamlet".into() },
             Task::classic_ir("scifact", "sparse", "0-dimensional biomaterials show inductive properties."),
             Task::Sql { schema: "CREATE TABLE t (a int);".into(), question: "How many rows?".into(), evidence: Some("rows are records".into()) },
@@ -140,7 +141,7 @@ mod tests {
                 Task::Evidence { corpus: "c".into(), question: text.clone() },
                 Task::classic_ir("fever", "dense", &text),
                 Task::Sql { schema: text.clone(), question: text.clone(), evidence: Some(text.clone()) },
-                Task::Literature { engine: "PubMed".into(), p: text.clone(), i: text.clone(), c: text.clone(), o: text.clone() },
+                Task::Literature { engine: "PubMed".into(), p: text.clone(), i: text.clone(), c: text.clone(), o: text.clone(), topic: None },
             ] {
                 let rendered = p.user_message(&task, true).unwrap();
                 prop_assert!(rendered.contains(text.trim_end()));

@@ -89,9 +89,31 @@ pub struct EvalArgs {
     /// Local models: auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Literature datasets: offline (the vendored record index), pubmed or ctgov (live APIs);
+    /// auto picks the dataset's own.
+    #[arg(long, default_value = "auto")]
+    pub engine: String,
+    /// Literature datasets: review tasks in the paper's JSONL format (pico, publication_pmids or
+    /// trial_nctids, pub_date) instead of the vendored reviews.
+    #[arg(long)]
+    pub tasks: Option<PathBuf>,
     /// Do not print the table.
     #[arg(long)]
     pub quiet: bool,
+}
+
+/// Generation settings of model methods from the command line.
+pub fn llm_settings(args: &EvalArgs) -> harness_baselines::LlmSettings {
+    harness_baselines::LlmSettings {
+        reasoning: !args.no_reasoning,
+        sampling: harness_policy::SamplingParams {
+            max_new_tokens: args.max_new_tokens,
+            temperature: args.temperature,
+            seed: args.seed,
+            ..Default::default()
+        },
+        batch_size: args.batch_size,
+    }
 }
 
 impl EvalArgs {
@@ -122,6 +144,8 @@ impl EvalArgs {
             temperature: 0.0,
             seed: 0,
             device: "auto".into(),
+            engine: "auto".into(),
+            tasks: None,
             quiet: true,
         }
     }
@@ -163,6 +187,9 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     if matches!(card.loader, LoaderKind::Spider | LoaderKind::Bird) {
         return crate::sql_dataset::run(&args, &registry, &card);
     }
+    if card.loader == LoaderKind::Review {
+        return crate::literature_eval::run(&args, &registry, &card);
+    }
     if card.loader != LoaderKind::Beir {
         bail!(
             "dataset '{}' uses the '{}' loader, which this build cannot evaluate yet ({})",
@@ -181,17 +208,9 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         dataset: card.name.clone(),
         retriever_kind: retriever_kind.into(),
         device: args.device.clone(),
-        llm: harness_baselines::LlmSettings {
-            reasoning: !args.no_reasoning,
-            sampling: harness_policy::SamplingParams {
-                max_new_tokens: args.max_new_tokens,
-                temperature: args.temperature,
-                seed: args.seed,
-                ..Default::default()
-            },
-            batch_size: args.batch_size,
-        },
+        llm: llm_settings(&args),
         cache_dir: paths::cache_dir(),
+        task: None,
     };
     let mut method = harness_baselines::build(&args.method, &context)?;
     let method_start = std::time::Instant::now();

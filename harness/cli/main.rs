@@ -4,7 +4,9 @@ mod datasets_cmd;
 mod embed;
 mod eval;
 mod generate;
+mod literature_eval;
 mod paths;
+mod regress;
 mod reproduce;
 mod retrieve;
 mod score;
@@ -52,6 +54,9 @@ enum Command {
     Tables(tables::TablesArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
     Reproduce(reproduce::ReproduceArgs),
+    /// Rerun the fast reference cells and compare them with results/reference (non-zero exit on
+    /// a regression).
+    Regress(regress::RegressArgs),
 }
 
 fn main() {
@@ -61,6 +66,7 @@ fn main() {
         Command::Datasets { command } => datasets_cmd::run(command),
         Command::Eval(args) => eval::run_all(args),
         Command::Reproduce(args) => reproduce::run(args),
+        Command::Regress(args) => regress::run(args),
         Command::Embed(args) => embed::run(args),
         Command::Cost(args) => cost::run(args),
         Command::SqlEval(args) => sql_eval::run(args),
