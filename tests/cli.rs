@@ -134,6 +134,40 @@ fn reproduce_table_1_marks_every_cell() {
 }
 
 #[test]
+fn reproduce_tables_2_to_4_put_our_cells_beside_the_papers() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (table, measured, not_run) in [(2, 2, 0), (3, 4, 0), (4, 2, 1)] {
+        let out = tmp.path().join(format!("t{table}"));
+        let o = harness(&["reproduce", "--table", &table.to_string(), "--out", out.to_str().unwrap()], &tmp.path().join("cache"));
+        assert!(o.status.success(), "table {table}: {}", stderr(&o));
+        let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+        let ours: Vec<&str> = csv.lines().filter(|l| l.starts_with("ours,")).collect();
+        assert_eq!(ours.iter().filter(|l| l.contains("measured (run ")).count(), measured, "table {table}: {csv}");
+        assert_eq!(ours.iter().filter(|l| l.contains(",not run,")).count(), not_run, "table {table}: {csv}");
+        // Every paper cell with a value says what stands beside it or why nothing does.
+        assert!(csv.lines().filter(|l| l.starts_with("paper,")).all(|l| l.contains("ours: ")), "table {table}");
+        assert!(out.join("side_by_side.md").is_file() && out.join("chart.svg").is_file());
+    }
+    // Table 4's BIRD cell says why it cannot run.
+    let t4 = std::fs::read_to_string(tmp.path().join("t4/table.csv")).unwrap();
+    assert!(t4.contains("dev_databases"), "{t4}");
+}
+
+#[test]
+fn squad_paragraphs_hit_at_k_is_answer_containment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("squad");
+    let o = harness(&["eval", "--dataset", "squad-paragraphs", "--method", "original", "--out", out.to_str().unwrap()], &tmp.path().join("cache"));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = out.join("table.csv");
+    let (h5, h20, h100) = (csv_value(&table, "hit_5"), csv_value(&table, "hit_20"), csv_value(&table, "hit_100"));
+    assert!(h5 <= h20 && h20 <= h100, "{h5} {h20} {h100}");
+    // Each question's own paragraph holds its answer, so Hit@5 is at least own-paragraph recall@5.
+    assert!(h5 >= csv_value(&table, "recall_5"));
+    assert_eq!(csv_value(&table, "queries"), 10570.0);
+}
+
+#[test]
 fn regress_passes_on_the_references_and_fails_on_a_perturbed_one() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");

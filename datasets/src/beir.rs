@@ -89,6 +89,12 @@ impl BeirDataset {
         Ok(docs)
     }
 
+    /// Answer strings of the queries (open-QA datasets), by id.
+    pub fn read_answers(&self) -> Result<BTreeMap<String, Vec<String>>> {
+        let path = self.file("queries")?;
+        read_answers_jsonl(&path)
+    }
+
     /// All queries, by id.
     pub fn read_queries(&self) -> Result<BTreeMap<String, String>> {
         let path = self.file("queries")?;
@@ -120,6 +126,34 @@ impl BeirDataset {
         }
         Ok((out, qrels))
     }
+}
+
+/// Answer strings of open-QA queries (`metadata.answers` of queries.jsonl), by query id; queries
+/// without answers are absent.
+pub fn read_answers_jsonl(path: &Path) -> Result<BTreeMap<String, Vec<String>>> {
+    #[derive(serde::Deserialize)]
+    struct RawQuery {
+        #[serde(rename = "_id")]
+        id: serde_json::Value,
+        #[serde(default)]
+        metadata: Option<serde_json::Value>,
+    }
+    let mut out = BTreeMap::new();
+    for_each_line(path, |line_no, line| {
+        let raw: RawQuery = serde_json::from_str(line)
+            .map_err(|e| CoreError::parse(path, line_no, format!("not a BEIR query record: {e}")))?;
+        let id = id_string(&raw.id).ok_or_else(|| CoreError::parse(path, line_no, "`_id` must be a string or a number"))?;
+        if let Some(answers) = raw.metadata.as_ref().and_then(|m| m.get("answers")) {
+            let list = answers.as_array().ok_or_else(|| CoreError::parse(path, line_no, "`metadata.answers` must be a list"))?;
+            let strings = list
+                .iter()
+                .map(|a| a.as_str().map(String::from).ok_or_else(|| CoreError::parse(path, line_no, "an answer is not a string")))
+                .collect::<std::result::Result<Vec<_>, _>>()?;
+            out.insert(id, strings);
+        }
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 /// Reads `{"_id": ..., "text": ...}` lines.

@@ -170,7 +170,17 @@ impl Card {
             }
         }
         for m in &card.measures {
-            harness_core::Measure::parse_list(m).map_err(|e| bad(e.to_string()))?;
+            // `hit.K,...` is answer containment (open-QA), measured by the harness, not trec_eval.
+            match m.strip_prefix("hit.") {
+                Some(ks) => {
+                    if ks.split(',').any(|k| k.trim().parse::<usize>().map_or(true, |k| k == 0)) {
+                        return Err(bad(format!("measure '{m}': hit.K needs positive whole numbers")));
+                    }
+                }
+                None => {
+                    harness_core::Measure::parse_list(m).map_err(|e| bad(e.to_string()))?;
+                }
+            }
         }
         for d in &card.download {
             for (what, value, len) in [("sha256", &d.sha256, 64), ("md5", &d.md5, 32)] {
@@ -186,6 +196,6 @@ impl Card {
 
     /// The trec_eval measures of this card.
     pub fn parsed_measures(&self) -> Vec<harness_core::Measure> {
-        self.measures.iter().flat_map(|m| harness_core::Measure::parse_list(m).unwrap_or_default()).collect()
+        self.measures.iter().filter(|m| !m.starts_with("hit.")).flat_map(|m| harness_core::Measure::parse_list(m).unwrap_or_default()).collect()
     }
 }

@@ -242,13 +242,23 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     }
 
     let measure_specs = if args.measures.is_empty() { card.measures.clone() } else { args.measures.clone() };
+    // `hit.K,...`: answer containment (open-QA), the rest trec_eval measures.
     let mut measures = Vec::new();
+    let mut hit_depths = Vec::new();
     for spec in &measure_specs {
-        measures.extend(Measure::parse_list(spec)?);
+        match spec.strip_prefix("hit.") {
+            Some(ks) => {
+                for k in ks.split(',') {
+                    hit_depths.push(k.trim().parse::<usize>().with_context(|| format!("measure '{spec}': hit.K needs whole numbers"))?);
+                }
+            }
+            None => measures.extend(Measure::parse_list(spec)?),
+        }
     }
     // Anserini's regressions score with trec_eval -c: every judged query counts.
     let opts = EvalOptions { average_over_all_qrels: true, ..Default::default() };
     let evaluation = evaluate(&qrels, &run, &measures, &opts);
+    let hits = if hit_depths.is_empty() { Vec::new() } else { answer_hits(&dataset, &queries, &run, &hit_depths)? };
 
     let run_id = paths::new_run_id(&format!("{}-{split}-{}-{}", card.name, args.retriever, args.method));
     let run_dir = args.out.clone().unwrap_or_else(|| paths::runs_dir().join(&run_id));
@@ -271,6 +281,7 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
             })
             .into_iter()
             .filter_map(|m| evaluation.summary_of(m).map(|v| (m.name(), v)))
+            .chain(hits.iter().cloned())
             .collect(),
         num_queries: evaluation.num_q,
         wall_seconds: search_seconds,
@@ -333,6 +344,32 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         println!("run written to {}", run_dir.display());
     }
     Ok(EvalOutcome { row, run_dir })
+}
+
+/// Hit@k by answer containment: the share of queries (all of them, as trec_eval -c) with a
+/// passage among their top k that holds an answer, with Pyserini's DPR `has_answers` semantics
+/// on the passage text (the title is not searched, as in Pyserini's DPR evaluation).
+fn answer_hits(dataset: &BeirDataset, queries: &[harness_core::Query], run: &Run, depths: &[usize]) -> Result<Vec<(String, f64)>> {
+    use harness_core::answers::{dpr_tokens, has_answer_tokens};
+    let answers = dataset.read_answers()?;
+    if answers.is_empty() {
+        bail!("the dataset's queries carry no answer strings (queries.jsonl metadata.answers): hit.K cannot be measured");
+    }
+    let passages: std::collections::HashMap<String, Vec<String>> = dataset.read_corpus()?.into_iter().map(|d| (d.id, dpr_tokens(&d.text))).collect();
+    let deepest = depths.iter().copied().max().unwrap_or(0);
+    let mut first_ranks = Vec::with_capacity(queries.len());
+    for q in queries {
+        let wanted: Vec<Vec<String>> = answers.get(&q.id).map(|a| a.iter().map(|s| dpr_tokens(s)).collect()).unwrap_or_default();
+        let ranked = run.by_query.get(&q.id).map(|docs| harness_core::trec_eval::sorted_like_trec_eval(docs)).unwrap_or_default();
+        let rank = if wanted.is_empty() {
+            None
+        } else {
+            ranked.iter().take(deepest).position(|d| passages.get(&d.doc_id).is_some_and(|p| has_answer_tokens(p, &wanted))).map(|i| i + 1)
+        };
+        first_ranks.push(rank);
+    }
+    let n = first_ranks.len().max(1) as f64;
+    Ok(depths.iter().map(|&k| (format!("hit_{k}"), first_ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n)).collect())
 }
 
 /// The paper's NDCG@10 for this dataset (single-target rows or graded, per the card).

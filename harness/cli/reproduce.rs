@@ -183,7 +183,9 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
         };
         let (value, source, note, dataset) = match result {
             Ok(outcome) => {
-                let v = outcome.row.metrics.first().map(|(_, v)| *v * cell.scale);
+                // The cell's measure by name (trec_eval's `ndcg_cut.10` is the column `ndcg_cut_10`).
+                let wanted = cell.measure.replace('.', "_");
+                let v = outcome.row.metrics.iter().find(|(name, _)| *name == wanted).or(outcome.row.metrics.first()).map(|(_, v)| *v * cell.scale);
                 let reference = match (cell.reference, v) {
                     (Some(r), Some(v)) => format!(
                         "; reference {r:.4} ({}), difference {:+.4}",
@@ -238,23 +240,36 @@ pub fn run(args: ReproduceArgs) -> Result<()> {
     harness_report::write_all_formats(&side, &out, "side_by_side")?;
     chart(&spec, &rows, &out.join("chart.svg"))?;
     println!("Table {}: {}", spec.table, spec.title);
-    println!("{}", harness_report::display(&side.drop("note")?));
+    // Printed without the notes (said below) and without columns nothing fills.
+    let mut shown = side.drop("note")?;
+    let empty: Vec<String> = shown.columns().iter().filter(|c| c.null_count() == c.len()).map(|c| c.name().to_string()).collect();
+    for name in empty {
+        shown = shown.drop(&name)?;
+    }
+    println!("{}", harness_report::display(&shown));
     println!("paper = {}", spec.paper_source);
-    // Reasons once each, with the rows they hold for.
-    let mut reasons: Vec<(String, Vec<String>)> = Vec::new();
+    // Reasons once each, with the rows (and their columns) they hold for.
+    let mut reasons: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
     for r in rows.iter().filter(|r| r.section == "paper") {
         if let Some(reason) = r.note.strip_prefix("ours: not run — ") {
-            let label = format!("{} [{}]", r.system, r.dataset);
-            match reasons.iter_mut().find(|(why, _)| why == reason) {
-                Some((_, who)) => who.push(label),
-                None => reasons.push((reason.to_string(), vec![label])),
+            let who = match reasons.iter_mut().find(|(why, _)| why == reason) {
+                Some((_, who)) => who,
+                None => {
+                    reasons.push((reason.to_string(), Vec::new()));
+                    &mut reasons.last_mut().expect("just pushed").1
+                }
+            };
+            match who.iter_mut().find(|(system, _)| *system == r.system) {
+                Some((_, columns)) => columns.push(r.dataset.clone()),
+                None => who.push((r.system.clone(), vec![r.dataset.clone()])),
             }
         }
     }
     if !reasons.is_empty() {
         println!("Not run here:");
         for (why, who) in &reasons {
-            println!("  {}: {why}", who.join(", "));
+            let list: Vec<String> = who.iter().map(|(system, columns)| format!("{system} [{}]", columns.join(", "))).collect();
+            println!("  {}: {why}", list.join("; "));
         }
     }
     println!("Ours:");

@@ -25,6 +25,11 @@ pub fn has_answer(passage: &str, answers: &[String]) -> bool {
     })
 }
 
+/// [`has_answer`] on tokens already produced by [`dpr_tokens`] (tokenise each passage once).
+pub fn has_answer_tokens(passage: &[String], answers: &[Vec<String>]) -> bool {
+    answers.iter().any(|needle| needle.is_empty() || passage.windows(needle.len()).any(|w| w == needle.as_slice()))
+}
+
 /// 1-based rank of the first passage holding an answer, if any.
 pub fn first_hit_rank<'a>(passages: impl IntoIterator<Item = &'a str>, answers: &[String]) -> Option<usize> {
     passages.into_iter().position(|p| has_answer(p, answers)).map(|i| i + 1)
@@ -54,5 +59,8 @@ mod tests {
         let answers = vec!["Paris".to_string()];
         assert_eq!(first_hit_rank(["London", "in Paris", "Paris"], &answers), Some(2));
         assert_eq!(first_hit_rank(["London"], &answers), None);
+        let tokens = dpr_tokens("The Louvre, in Paris.");
+        assert!(has_answer_tokens(&tokens, &[dpr_tokens("london"), dpr_tokens("PARIS")]));
+        assert!(!has_answer_tokens(&tokens, &[dpr_tokens("Paris, France")]));
     }
 }
