@@ -167,6 +167,43 @@ fn squad_paragraphs_hit_at_k_is_answer_containment() {
     assert_eq!(csv_value(&table, "queries"), 10570.0);
 }
 
+/// The DPR open-QA path (streamed `id<TAB>text<TAB>title` passages, questions with answers) on
+/// the SQuAD dev paragraphs written in DPR's format must give the offline BEIR path's Hit@K.
+#[test]
+fn dpr_passages_path_streams_and_agrees_with_the_beir_path() {
+    use std::io::{BufRead, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus = std::io::BufReader::new(flate2::read::GzDecoder::new(std::fs::File::open(root.join("datasets/data/squad-paragraphs/corpus.jsonl.gz")).unwrap()));
+    let tsv = tmp.path().join("psgs.tsv.gz");
+    let mut out = flate2::write::GzEncoder::new(std::fs::File::create(&tsv).unwrap(), flate2::Compression::fast());
+    writeln!(out, "id\ttext\ttitle").unwrap();
+    for line in corpus.lines() {
+        let d: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let text: String = d["text"].as_str().unwrap().chars().map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c }).collect();
+        // DPR quotes the text field CSV-style.
+        writeln!(out, "{}\t\"{}\"\t{}", d["_id"].as_str().unwrap(), text.replace('"', "\"\""), d["title"].as_str().unwrap()).unwrap();
+    }
+    out.finish().unwrap();
+    let cache = tmp.path().join("cache");
+    let dpr = tmp.path().join("dpr");
+    let o = harness(&["eval", "--dataset", "squad", "--passages", tsv.to_str().unwrap(), "--out", dpr.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let beir = tmp.path().join("beir");
+    let o = harness(&["eval", "--dataset", "squad-paragraphs", "--out", beir.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for k in ["hit_5", "hit_20", "hit_100"] {
+        assert_eq!(csv_value(&dpr.join("table.csv"), k), csv_value(&beir.join("table.csv"), k), "{k}");
+    }
+    // A broken row names its file and line; a missing passages file says how to supply one.
+    let bad = tmp.path().join("bad.tsv");
+    std::fs::write(&bad, "id\ttext\ttitle\n1\t\"a passage\"\tTitle\n2\tno title\n").unwrap();
+    let o = harness(&["eval", "--dataset", "nq", "--passages", bad.to_str().unwrap()], &cache);
+    assert!(!o.status.success() && stderr(&o).contains("bad.tsv:3"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_harness")).args(["eval", "--dataset", "nq"]).env("HARNESS_CACHE_DIR", &cache).env_remove("HARNESS_DPR_PASSAGES").output().unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("--passages FILE"), "{}", stderr(&o));
+}
+
 #[test]
 fn regress_passes_on_the_references_and_fails_on_a_perturbed_one() {
     let tmp = tempfile::tempdir().unwrap();

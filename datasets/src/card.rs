@@ -59,7 +59,7 @@ impl LoaderKind {
 
     /// Whether this version of the harness can evaluate datasets of this kind.
     pub fn implemented(self) -> bool {
-        matches!(self, LoaderKind::Beir | LoaderKind::Spider | LoaderKind::Bird | LoaderKind::Review)
+        matches!(self, LoaderKind::Beir | LoaderKind::Spider | LoaderKind::Bird | LoaderKind::Review | LoaderKind::OpenQa)
     }
 }
 

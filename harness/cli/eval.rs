@@ -97,6 +97,10 @@ pub struct EvalArgs {
     /// trial_nctids, pub_date) instead of the vendored reviews.
     #[arg(long)]
     pub tasks: Option<PathBuf>,
+    /// Open-QA datasets (nq, triviaqa, squad): the DPR passages file (psgs_w100.tsv[.gz]);
+    /// default: $HARNESS_DPR_PASSAGES, else the dataset's folder.
+    #[arg(long)]
+    pub passages: Option<PathBuf>,
     /// Do not print the table.
     #[arg(long)]
     pub quiet: bool,
@@ -146,6 +150,7 @@ impl EvalArgs {
             device: "auto".into(),
             engine: "auto".into(),
             tasks: None,
+            passages: None,
             quiet: true,
         }
     }
@@ -189,6 +194,9 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
     }
     if card.loader == LoaderKind::Review {
         return crate::literature_eval::run(&args, &registry, &card);
+    }
+    if card.loader == LoaderKind::OpenQa {
+        return crate::open_qa_eval::run(&args, &registry, &card);
     }
     if card.loader != LoaderKind::Beir {
         bail!(

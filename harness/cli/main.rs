@@ -5,6 +5,7 @@ mod embed;
 mod eval;
 mod generate;
 mod literature_eval;
+mod open_qa_eval;
 mod paths;
 mod regress;
 mod reproduce;
