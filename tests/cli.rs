@@ -204,6 +204,87 @@ fn dpr_passages_path_streams_and_agrees_with_the_beir_path() {
     assert!(!o.status.success() && stderr(&o).contains("--passages FILE"), "{}", stderr(&o));
 }
 
+/// `harness train` end to end on the setup's SmolLM2 (LoRA, 2 prompts, 8 tokens): the JSONL log
+/// with its length fields, checkpoints with a loadable policy, the curves, and `--resume`
+/// repeating the uninterrupted run's next step.
+#[test]
+fn train_logs_checkpoints_and_resumes_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        "[run]\ntotal_steps = 2\nsave_every = 1\nreasoning = false\nreward_depth = 50\n\
+         [ppo]\nalgorithm = \"ppo\"\nactor_lr = 1e-4\ncritic_lr = 1e-4\nweight_decay = 0.0\nbatch_size = 2\n\
+         mini_batch_size = 2\nppo_epochs = 1\nclip_ratio = 0.2\nvalue_clip = 0.5\nentropy_coeff = 0.001\n\
+         kl_coef = 0.001\ngamma = 1.0\nlambda = 1.0\ngrad_clip = 1.0\ntemperature = 0.6\nmax_response_tokens = 8\n\
+         group_size = 1\nseed = 5\n[lora]\nrank = 4\nalpha = 8.0\n",
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let full = tmp.path().join("full");
+    let args = |out: &Path| -> Vec<String> {
+        ["train", "--dataset", "scifact", "--config", config.to_str().unwrap(), "--device", "cpu", "--threads", "2", "--out", out.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let run = |extra: &[&str], out: &Path| {
+        let mut a = args(out);
+        a.extend(extra.iter().map(|s| s.to_string()));
+        let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+        harness(&refs, &cache)
+    };
+    let o = run(&[], &full);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log = std::fs::read_to_string(full.join("log.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    for field in ["reward_mean", "reward_std", "metric_mean", "kl_mean", "entropy", "think_tokens_mean", "answer_tokens_mean", "format_error_rate", "tokens_per_second", "step_seconds"] {
+        assert!(lines[1][field].is_number(), "{field} missing: {}", lines[1]);
+    }
+    assert!(full.join("checkpoints/step-1/policy/model.safetensors").is_file());
+    assert!(full.join("checkpoints/step-2/policy/config.json").is_file());
+    assert!(std::fs::read_to_string(full.join("curves.svg")).unwrap().contains("<svg"));
+
+    // Resuming from step 1 in a copy of the run repeats step 2 (all but wall-clock fields).
+    let resumed = tmp.path().join("resumed");
+    std::fs::create_dir_all(resumed.join("checkpoints")).unwrap();
+    let copy = |from: &Path, to: &Path| {
+        for entry in walk(from) {
+            let rel = entry.strip_prefix(from).unwrap();
+            let dest = to.join(rel);
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&entry, &dest).unwrap();
+        }
+    };
+    copy(&full.join("checkpoints/step-1"), &resumed.join("checkpoints/step-1"));
+    std::fs::write(resumed.join("log.jsonl"), format!("{}\n", log.lines().next().unwrap())).unwrap();
+    let o = run(&["--resume", resumed.join("checkpoints/step-1").to_str().unwrap()], &resumed);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again: Vec<serde_json::Value> = std::fs::read_to_string(resumed.join("log.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(again.len(), 2);
+    let strip = |v: &serde_json::Value| {
+        let mut v = v.clone();
+        v["tokens_per_second"] = 0.into();
+        v["step_seconds"] = 0.into();
+        v
+    };
+    assert_eq!(strip(&again[1]), strip(&lines[1]));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
 #[test]
 fn regress_passes_on_the_references_and_fails_on_a_perturbed_one() {
     let tmp = tempfile::tempdir().unwrap();
@@ -252,9 +333,14 @@ fn datasets_list_shows_offline_status() {
     let o = harness(&["datasets", "list"], tmp.path());
     assert!(o.status.success());
     let text = stdout(&o);
-    assert_eq!(text.lines().filter(|l| l.split_whitespace().next().is_some()).count(), 1 + 15 + 1);
-    let scifact = text.lines().find(|l| l.starts_with("scifact ")).unwrap();
-    assert!(scifact.contains(" yes "), "{scifact}");
+    // The paper's 15 datasets plus the two offline stand-ins (literature, squad-paragraphs).
+    assert_eq!(text.lines().filter(|l| l.split_whitespace().next().is_some()).count(), 1 + 17 + 1);
+    for offline in ["scifact ", "literature ", "squad-paragraphs "] {
+        let line = text.lines().find(|l| l.starts_with(offline)).unwrap();
+        assert!(line.contains(" yes "), "{line}");
+    }
+    let nq = text.lines().find(|l| l.starts_with("nq ")).unwrap();
+    assert!(nq.contains(" no ") && nq.contains("psgs_w100.tsv"), "{nq}");
     let nfcorpus = text.lines().find(|l| l.starts_with("nfcorpus ")).unwrap();
     assert!(nfcorpus.contains(" no ") && nfcorpus.contains("corpus.jsonl"), "{nfcorpus}");
 }
@@ -262,10 +348,12 @@ fn datasets_list_shows_offline_status() {
 #[test]
 fn user_mistakes_get_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 8] = [
+    let cases: [(&[&str], &str); 10] = [
         (&["eval", "--dataset", "nope"], "unknown dataset 'nope'"),
         (&["eval", "--dataset", "nfcorpus"], "not available offline: missing corpus.jsonl"),
-        (&["eval", "--dataset", "pubmed"], "uses the 'review' loader"),
+        (&["eval", "--dataset", "pubmed"], "ships no review tasks: pass the paper's JSONL with --tasks FILE"),
+        (&["eval", "--dataset", "literature", "--engine", "bing"], "unknown engine 'bing'"),
+        (&["eval", "--dataset", "triviaqa", "--passages", "/nonexistent/psgs.tsv"], "/nonexistent/psgs.tsv does not exist"),
         (&["eval", "--dataset", "spider"], "method 'original' does not apply to the SQL dataset 'spider'"),
         (&["eval", "--dataset", "bird", "--method", "gold"], "not available offline: missing dev_databases"),
         (&["sql-eval", "--gold", "/nonexistent/gold.sql", "--pred", "p", "--db-dir", "d"], "/nonexistent/gold.sql"),

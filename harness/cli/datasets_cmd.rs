@@ -22,7 +22,8 @@ pub fn run(cmd: DatasetsCommand) -> Result<()> {
     let registry = Registry::load_default()?;
     match cmd {
         DatasetsCommand::List => {
-            println!("{:<10} {:<17} {:<8} {:<8} {}", "dataset", "family", "loader", "offline", "details");
+            let width = registry.cards().map(|c| c.name.len()).max().unwrap_or(7).max(7);
+            println!("{:<width$} {:<17} {:<8} {:<8} details", "dataset", "family", "loader", "offline");
             for card in registry.cards() {
                 let (offline, details) = match registry.availability(card) {
                     Availability::Offline if card.loader.implemented() => ("yes", card.title.clone()),
@@ -32,7 +33,7 @@ pub fn run(cmd: DatasetsCommand) -> Result<()> {
                         ("no", format!("missing {}{note}", m.join(", ")))
                     }
                 };
-                println!("{:<10} {:<17} {:<8} {:<8} {details}", card.name, card.family.name(), card.loader.name(), offline);
+                println!("{:<width$} {:<17} {:<8} {:<8} {details}", card.name, card.family.name(), card.loader.name(), offline);
             }
             println!("data folder: {}", registry.data_root().display());
         }

@@ -32,10 +32,9 @@ pub fn load_tasks(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<V
     }
     let Some(reviews) = card.files.get("reviews") else {
         bail!(
-            "dataset '{}' ships no review tasks: pass the paper's JSONL with --tasks FILE (rows with pico, {}, pub_date). {}",
+            "dataset '{}' ships no review tasks: pass the paper's JSONL with --tasks FILE (rows with pico, {}, pub_date); the offline stand-in is the `literature` dataset",
             card.name,
             if card.name == "ctgov" { "trial_nctids" } else { "publication_pmids" },
-            card.offline_note
         );
     };
     let dir = registry.require_offline(card)?;

@@ -75,7 +75,17 @@ struct ClassicIrEnv<'a> {
     format: AnswerFormat,
     prefix: &'static str,
     decode: Box<dyn Fn(&[i64]) -> String + 'a>,
+    /// Tokens of a text (for the think and answer block lengths).
+    count_tokens: Box<dyn Fn(&str) -> usize + 'a>,
     eos_ids: Vec<i64>,
+}
+
+/// The text of the last `<tag>` block of `turn` (to the end when unclosed).
+fn block<'t>(turn: &'t str, tag: &str) -> Option<&'t str> {
+    let open = format!("<{tag}>");
+    let start = turn.rfind(&open)? + open.len();
+    let rest = &turn[start..];
+    Some(rest.find(&format!("</{tag}>")).map_or(rest, |end| &rest[..end]))
 }
 
 impl Environment for ClassicIrEnv<'_> {
@@ -102,7 +112,8 @@ impl Environment for ClassicIrEnv<'_> {
         });
         let metric = if let Answer::Scored(v) = &answer { *v } else { 0.0 };
         let format_ok = !matches!(answer, Answer::MalformedTags | Answer::EmptyBlock | Answer::Invalid);
-        Scored { reward: rewards::classic_ir(&answer), metric, format_ok }
+        let length = |tag: &str| block(&turn, tag).map_or(0, |b| (self.count_tokens)(b.trim()));
+        Scored { reward: rewards::classic_ir(&answer), metric, format_ok, think_tokens: length("think"), answer_tokens: length("answer") }
     }
 }
 
@@ -171,6 +182,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         format: if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct },
         prefix,
         decode: Box::new(|ids| policy.decode(ids)),
+        count_tokens: Box::new(|text| policy.encode(text).map_or(0, |ids| ids.len())),
         eos_ids: trainer.eos_ids.clone(),
     };
 
@@ -210,8 +222,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
         writeln!(log, "{}", serde_json::to_string(&entry)?)?;
         log.flush()?;
         bar.set_message(format!(
-            "reward {:.3} ndcg {:.3} kl {:.4} len {:.0} fmt-err {:.2}",
-            entry.reward_mean, entry.metric_mean, entry.kl_mean, entry.response_tokens_mean, entry.format_error_rate
+            "reward {:.3} ndcg {:.3} kl {:.4} len {:.0} (think {:.0}, answer {:.0}) fmt-err {:.2}",
+            entry.reward_mean, entry.metric_mean, entry.kl_mean, entry.response_tokens_mean, entry.think_tokens_mean, entry.answer_tokens_mean, entry.format_error_rate
         ));
         bar.inc(1);
         let stop = out_of_time();
@@ -290,11 +302,33 @@ pub fn plot(logs: &[StepLog], path: &Path) -> Result<()> {
                 "reward and NDCG per step",
                 &[("reward", logs.iter().map(|l| l.reward_mean).collect(), BLUE), ("ndcg", logs.iter().map(|l| l.metric_mean).collect(), GREEN)],
             )?;
-            series(&lower, "response length (tokens)", &[("length", logs.iter().map(|l| l.response_tokens_mean).collect(), RED)])?;
+            series(
+                &lower,
+                "lengths (tokens)",
+                &[
+                    ("response", logs.iter().map(|l| l.response_tokens_mean).collect(), RED),
+                    ("think", logs.iter().map(|l| l.think_tokens_mean).collect(), MAGENTA),
+                    ("answer", logs.iter().map(|l| l.answer_tokens_mean).collect(), CYAN),
+                ],
+            )?;
             root.present()?;
         }
         text
     };
     harness_core::io::write_atomically(path, |w| w.write_all(svg.as_bytes()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::block;
+
+    #[test]
+    fn blocks_are_the_last_of_their_tag_and_may_be_unclosed() {
+        let turn = "<think>\nfirst</think>\n<think>second</think>\n<answer>\n{\"query\": \"q\"}\n</answer>";
+        assert_eq!(block(turn, "think"), Some("second"));
+        assert_eq!(block(turn, "answer").map(str::trim), Some("{\"query\": \"q\"}"));
+        assert_eq!(block("<answer>\n{\"query\": \"cut off", "answer"), Some("\n{\"query\": \"cut off"));
+        assert_eq!(block("no tags at all", "think"), None);
+    }
 }

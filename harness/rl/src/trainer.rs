@@ -53,12 +53,15 @@ pub struct PpoConfig {
 }
 
 /// What the environment says about one response.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Scored {
     pub reward: f64,
     /// The retrieval metric behind the reward (NDCG, recall, ...), 0 when unusable.
     pub metric: f64,
     pub format_ok: bool,
+    /// Tokens in the response's `<think>` block and `<answer>` block (0 when absent).
+    pub think_tokens: usize,
+    pub answer_tokens: usize,
 }
 
 /// Prompts and the reward of a response to each.
@@ -215,6 +218,11 @@ pub struct StepLog {
     pub kl_mean: f64,
     pub entropy: f64,
     pub response_tokens_mean: f64,
+    /// Mean tokens of the `<think>` and `<answer>` blocks (absent in logs written before them).
+    #[serde(default)]
+    pub think_tokens_mean: f64,
+    #[serde(default)]
+    pub answer_tokens_mean: f64,
     pub format_error_rate: f64,
     pub policy_loss: f64,
     pub value_loss: f64,
@@ -431,6 +439,8 @@ impl Trainer {
             kl_mean: masked_mean(&kl, mask).double_value(&[]),
             entropy: ent_sum / k,
             response_tokens_mean: generated_tokens as f64 / responses.len() as f64,
+            think_tokens_mean: scored.iter().map(|s| s.think_tokens as f64).sum::<f64>() / scored.len() as f64,
+            answer_tokens_mean: scored.iter().map(|s| s.answer_tokens as f64).sum::<f64>() / scored.len() as f64,
             format_error_rate: scored.iter().filter(|s| !s.format_ok).count() as f64 / scored.len() as f64,
             policy_loss: pl_sum / k,
             value_loss: vl_sum / k,

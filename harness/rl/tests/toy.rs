@@ -20,7 +20,7 @@ impl Environment for PickSeven {
     }
     fn score(&mut self, _i: usize, response: &[i64]) -> Scored {
         let hit = response.first() == Some(&TARGET);
-        Scored { reward: if hit { 1.0 } else { 0.0 }, metric: if hit { 1.0 } else { 0.0 }, format_ok: true }
+        Scored { reward: if hit { 1.0 } else { 0.0 }, metric: if hit { 1.0 } else { 0.0 }, format_ok: true, ..Default::default() }
     }
 }
 
