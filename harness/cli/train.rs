@@ -52,6 +52,12 @@ pub struct TrainArgs {
     /// Stop (with a checkpoint) once this many minutes of training have passed.
     #[arg(long)]
     max_minutes: Option<f64>,
+    /// Literature datasets: offline, pubmed or ctgov (auto: the dataset's own engine).
+    #[arg(long, default_value = "auto")]
+    engine: String,
+    /// Literature datasets: review tasks in the paper's JSONL format instead of the vendored ones.
+    #[arg(long)]
+    tasks: Option<PathBuf>,
 }
 
 /// One training example: a prompt and the document(s) that should be found.
@@ -117,6 +123,44 @@ impl Environment for ClassicIrEnv<'_> {
     }
 }
 
+/// Literature search: the policy's Boolean query goes to the run's engine, the reward is the
+/// paper's recall tiers (`harness_core::rewards::literature`) at the paper's depth; an
+/// unparseable query or a failed search is the exception tier.
+struct LiteratureEnv<'a> {
+    prompts: Vec<Vec<i64>>,
+    tasks: Vec<harness_literature::ReviewTask>,
+    engine: Box<dyn harness_literature::Engine>,
+    depth: usize,
+    format: AnswerFormat,
+    prefix: &'static str,
+    decode: Box<dyn Fn(&[i64]) -> String + 'a>,
+    count_tokens: Box<dyn Fn(&str) -> usize + 'a>,
+    eos_ids: Vec<i64>,
+}
+
+impl Environment for LiteratureEnv<'_> {
+    fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    fn prompt(&self, i: usize) -> Vec<i64> {
+        self.prompts[i].clone()
+    }
+
+    fn score(&mut self, i: usize, response: &[i64]) -> Scored {
+        let body: Vec<i64> = response.iter().copied().filter(|t| !self.eos_ids.contains(t)).collect();
+        let turn = format!("{}{}", self.prefix, (self.decode)(&body));
+        let (task, engine, depth) = (&self.tasks[i], &mut self.engine, self.depth);
+        let answer = Answer::from_turn(&turn, self.format, "query", |query| {
+            engine.search(query, task, depth).ok().map(|ids| harness_literature::recall_at(&ids, &task.targets, depth))
+        });
+        let metric = if let Answer::Scored(v) = &answer { *v } else { 0.0 };
+        let format_ok = !matches!(answer, Answer::MalformedTags | Answer::EmptyBlock | Answer::Invalid);
+        let length = |tag: &str| block(&turn, tag).map_or(0, |b| (self.count_tokens)(b.trim()));
+        Scored { reward: rewards::literature(&answer), metric, format_ok, think_tokens: length("think"), answer_tokens: length("answer") }
+    }
+}
+
 pub fn run(args: TrainArgs) -> Result<()> {
     if args.threads > 0 {
         tch::set_num_threads(args.threads);
@@ -128,8 +172,11 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let total_steps = args.steps.unwrap_or(config.run.total_steps);
     let registry = Registry::load_default()?;
     let card = registry.get(&args.dataset)?.clone();
+    if card.loader == LoaderKind::Review {
+        return run_literature(args, config, total_steps, &registry, card);
+    }
     if card.loader != LoaderKind::Beir {
-        bail!("harness train covers classic-IR (BEIR-layout) datasets; '{}' uses the '{}' loader", card.name, card.loader.name());
+        bail!("harness train covers classic-IR (BEIR-layout) and literature datasets; '{}' uses the '{}' loader", card.name, card.loader.name());
     }
     let dir = registry.require_offline(&card)?;
     let dataset = BeirDataset::new(card.clone(), dir);
@@ -186,7 +233,73 @@ pub fn run(args: TrainArgs) -> Result<()> {
         eos_ids: trainer.eos_ids.clone(),
     };
 
-    let run_id = paths::new_run_id(&format!("train-{}-{}-{}", card.name, args.split, args.config.replace(['/', '.'], "_")));
+    let details = serde_json::json!({
+        "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth},
+        "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
+        "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
+    });
+    train_loop(&args, &config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
+}
+
+/// `harness train` on a literature dataset: review prompts, the engine's recall as the reward.
+fn run_literature(args: TrainArgs, config: RunConfig, total_steps: u64, registry: &Registry, card: harness_datasets::Card) -> Result<()> {
+    let eval_args = crate::eval::EvalArgs { engine: args.engine.clone(), tasks: args.tasks.clone(), ..crate::eval::EvalArgs::cell(&card.name, "", "bm25", "original") };
+    let tasks = crate::literature_eval::load_tasks(&eval_args, registry, &card)?;
+    let (engine, engine_details) = crate::literature_eval::open_engine(&eval_args, registry, &card)?;
+    let policy_dir = args.policy.clone().unwrap_or_else(crate::generate::default_model_dir);
+    let device = parse_device(&args.device)?;
+    let mut trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone(), config.lora)?;
+    let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?; // tokenizer and template
+    let prompts = harness_baselines::Prompts::new();
+    let reasoning = config.run.reasoning;
+    let prefix = harness_baselines::prompts::assistant_prefix(reasoning);
+    let engine_word = if card.name == "ctgov" || args.engine == "ctgov" { "ClinicalTrials.gov" } else { "PubMed" };
+    let mut prompt_ids = Vec::with_capacity(tasks.len());
+    for t in &tasks {
+        let task = match &t.pico {
+            Some(p) => harness_baselines::Task::Literature { engine: engine_word.into(), p: p.p.clone(), i: p.i.clone(), c: p.c.clone(), o: p.o.clone(), topic: None },
+            None => harness_baselines::Task::Literature { engine: engine_word.into(), p: String::new(), i: String::new(), c: String::new(), o: String::new(), topic: Some(t.topic.clone()) },
+        };
+        let user = prompts.user_message(&task, reasoning)?;
+        let messages = [Message::new("system", harness_baselines::prompts::system_message(reasoning)), Message::new("user", &user)];
+        prompt_ids.push(policy.encode(&(policy.chat_prompt(&messages)? + prefix))?);
+    }
+    // The paper's literature reward retrieves the top 3,000 (the card's depth).
+    let depth = card.depth;
+    let mut env = LiteratureEnv {
+        prompts: prompt_ids,
+        tasks,
+        engine,
+        depth,
+        format: if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct },
+        prefix,
+        decode: Box::new(|ids| policy.decode(ids)),
+        count_tokens: Box::new(|text| policy.encode(text).map_or(0, |ids| ids.len())),
+        eos_ids: trainer.eos_ids.clone(),
+    };
+    let details = serde_json::json!({
+        "engine": engine_details,
+        "reward_depth": depth,
+        "reward": "harness_core::rewards::literature (format +1/-4; recall tiers 5/4/3/1/0.5/0.1/-3.5; exception -4)",
+    });
+    train_loop(&args, &config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
+}
+
+/// The training loop every task family shares: run folder, meta, resume, steps with the JSONL
+/// log and progress bar, checkpoints, curves.
+#[allow(clippy::too_many_arguments)]
+fn train_loop(
+    args: &TrainArgs,
+    config: &RunConfig,
+    total_steps: u64,
+    dataset: &str,
+    policy_dir: &Path,
+    device: tch::Device,
+    trainer: &mut Trainer,
+    env: &mut dyn Environment,
+    details: serde_json::Value,
+) -> Result<()> {
+    let run_id = paths::new_run_id(&format!("train-{}-{}-{}", dataset, args.split, args.config.replace(['/', '.'], "_")));
     let out = match (&args.out, &args.resume) {
         (Some(o), _) => o.clone(),
         // A resumed run continues in the run folder that holds the checkpoint.
@@ -201,10 +314,8 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let meta = serde_json::json!({
         "run_id": run_id,
         "command": std::env::args().collect::<Vec<_>>(),
-        "dataset": card.name, "split": args.split, "examples": env.examples.len(),
-        "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth},
-        "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
-        "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
+        "dataset": dataset, "split": args.split, "examples": env.len(),
+        "task": details,
         "policy": policy_dir, "device": format!("{device:?}"), "config": config, "total_steps": total_steps,
         "resumed_from": args.resume,
     });
@@ -218,7 +329,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let out_of_time = || args.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
     while trainer.step < total_steps {
-        let entry: StepLog = trainer.train_step(&mut env);
+        let entry: StepLog = trainer.train_step(env);
         writeln!(log, "{}", serde_json::to_string(&entry)?)?;
         log.flush()?;
         bar.set_message(format!(
