@@ -296,20 +296,9 @@ pub fn run(args: EvalArgs) -> Result<EvalOutcome> {
         source: "measured".into(),
         run_id: run_id.clone(),
     };
-    let table = harness_report::results_frame(std::slice::from_ref(&row))?;
-    harness_core::io::write_run(&run_dir.join("run.trec"), &run, &run_id)?;
-    harness_report::write_all_formats(&table, &run_dir, "table")?;
+    let table = write_cell(&run_dir, &row, &run)?;
     harness_report::write_parquet(&harness_report::per_query_frame(&evaluation)?, &run_dir.join("per_query.parquet"))?;
-
-    let generations = method.generations();
-    if !generations.is_empty() {
-        harness_core::io::write_atomically(&run_dir.join("rewrites.jsonl"), |w| {
-            for g in &generations {
-                writeln!(w, "{g}")?;
-            }
-            Ok(())
-        })?;
-    }
+    write_jsonl(&run_dir.join("rewrites.jsonl"), &method.generations())?;
     let dr_compat = if args.dr_compat { Some(dr_compat_ndcg10(&card, &qrels, &run)) } else { None };
     let meta = serde_json::json!({
         "run_id": run_id,
@@ -376,8 +365,36 @@ fn answer_hits(dataset: &BeirDataset, queries: &[harness_core::Query], run: &Run
         };
         first_ranks.push(rank);
     }
+    Ok(hit_rates(&first_ranks, depths))
+}
+
+/// Writes a cell's TREC run file and its one-row table (csv, parquet, md); returns the table.
+pub fn write_cell(run_dir: &std::path::Path, row: &ResultRow, run: &Run) -> Result<polars::prelude::DataFrame> {
+    let table = harness_report::results_frame(std::slice::from_ref(row))?;
+    harness_core::io::write_run(&run_dir.join("run.trec"), run, &row.run_id)?;
+    harness_report::write_all_formats(&table, run_dir, "table")?;
+    Ok(table)
+}
+
+/// Writes one JSON value per line, atomically; nothing when there are none.
+pub fn write_jsonl(path: &std::path::Path, values: &[serde_json::Value]) -> Result<()> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    harness_core::io::write_atomically(path, |w| {
+        for v in values {
+            writeln!(w, "{v}")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// `hit_K` for each depth: the share of questions whose first answer-bearing passage ranks
+/// within K (a question without one counts as a miss).
+pub fn hit_rates(first_ranks: &[Option<usize>], depths: &[usize]) -> Vec<(String, f64)> {
     let n = first_ranks.len().max(1) as f64;
-    Ok(depths.iter().map(|&k| (format!("hit_{k}"), first_ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n)).collect())
+    depths.iter().map(|&k| (format!("hit_{k}"), first_ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n)).collect()
 }
 
 /// The paper's NDCG@10 for this dataset (single-target rows or graded, per the card).

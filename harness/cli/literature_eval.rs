@@ -24,6 +24,15 @@ pub fn original_text(task: &ReviewTask) -> String {
     }
 }
 
+/// The prompt task of a review: its PICO, or its topic when it has none.
+pub fn prompt_task(t: &ReviewTask, engine: &str) -> harness_baselines::Task {
+    let (p, i, c, o, topic) = match &t.pico {
+        Some(p) => (p.p.clone(), p.i.clone(), p.c.clone(), p.o.clone(), None),
+        None => (String::new(), String::new(), String::new(), String::new(), Some(t.topic.clone())),
+    };
+    harness_baselines::Task::Literature { engine: engine.into(), p, i, c, o, topic }
+}
+
 /// Review tasks of `card`: `--tasks FILE` (the paper's JSONL) or the vendored offline set.
 pub fn load_tasks(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<Vec<ReviewTask>> {
     if let Some(file) = &args.tasks {
@@ -91,13 +100,7 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         device: args.device.clone(),
         llm: crate::eval::llm_settings(args),
         cache_dir: paths::cache_dir(),
-        task: Some(Arc::new(move |q: &Query| {
-            let t = &lookup[&q.id];
-            match &t.pico {
-                Some(p) => harness_baselines::Task::Literature { engine: engine_name.clone(), p: p.p.clone(), i: p.i.clone(), c: p.c.clone(), o: p.o.clone(), topic: None },
-                None => harness_baselines::Task::Literature { engine: engine_name.clone(), p: String::new(), i: String::new(), c: String::new(), o: String::new(), topic: Some(t.topic.clone()) },
-            }
-        })),
+        task: Some(Arc::new(move |q: &Query| prompt_task(&lookup[&q.id], &engine_name))),
     };
     let mut method = harness_baselines::build(&args.method, &context)?;
     let queries: Vec<Query> = tasks.iter().map(|t| Query { id: t.id.clone(), text: original_text(t) }).collect();
@@ -171,25 +174,10 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         source: "measured".into(),
         run_id: run_id.clone(),
     };
-    let table = harness_report::results_frame(std::slice::from_ref(&row))?;
-    harness_core::io::write_run(&run_dir.join("run.trec"), &run, &run_id)?;
-    harness_report::write_all_formats(&table, &run_dir, "table")?;
+    let table = crate::eval::write_cell(&run_dir, &row, &run)?;
     harness_report::write_parquet(&harness_report::per_query_frame(&evaluation)?, &run_dir.join("per_query.parquet"))?;
-    harness_core::io::write_atomically(&run_dir.join("searches.jsonl"), |w| {
-        for o in &outcomes {
-            writeln!(w, "{o}")?;
-        }
-        Ok(())
-    })?;
-    let generations = method.generations();
-    if !generations.is_empty() {
-        harness_core::io::write_atomically(&run_dir.join("rewrites.jsonl"), |w| {
-            for g in &generations {
-                writeln!(w, "{g}")?;
-            }
-            Ok(())
-        })?;
-    }
+    crate::eval::write_jsonl(&run_dir.join("searches.jsonl"), &outcomes)?;
+    crate::eval::write_jsonl(&run_dir.join("rewrites.jsonl"), &method.generations())?;
     let meta = serde_json::json!({
         "run_id": run_id,
         "command": std::env::args().collect::<Vec<_>>(),

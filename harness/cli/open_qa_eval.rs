@@ -186,8 +186,7 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         let rank = ranked.iter().position(|d| texts.get(&d.doc_id).is_some_and(|t| has_answer_tokens(t, &wanted))).map(|i| i + 1);
         first_ranks.push(rank);
     }
-    let n = first_ranks.len().max(1) as f64;
-    let metrics: Vec<(String, f64)> = depths.iter().map(|&k| (format!("hit_{k}"), first_ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n)).collect();
+    let metrics = crate::eval::hit_rates(&first_ranks, &depths);
 
     let run_id = paths::new_run_id(&format!("{}-dpr-bm25-{}", card.name, args.method));
     let run_dir = args.out.clone().unwrap_or_else(|| paths::runs_dir().join(&run_id));
@@ -203,9 +202,8 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         source: "measured".into(),
         run_id: run_id.clone(),
     };
-    let table = harness_report::results_frame(std::slice::from_ref(&row))?;
-    harness_core::io::write_run(&run_dir.join("run.trec"), &run, &run_id)?;
-    harness_report::write_all_formats(&table, &run_dir, "table")?;
+    let table = crate::eval::write_cell(&run_dir, &row, &run)?;
+    crate::eval::write_jsonl(&run_dir.join("rewrites.jsonl"), &method.generations())?;
     let meta = serde_json::json!({
         "run_id": run_id,
         "command": std::env::args().collect::<Vec<_>>(),

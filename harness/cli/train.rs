@@ -72,18 +72,56 @@ enum Target {
     Graded(Vec<(String, i32)>),
 }
 
+/// What every environment does with a response: the assistant turn as text, and the
+/// format, metric and block lengths of its scored answer.
+struct Turns<'a> {
+    format: AnswerFormat,
+    /// The pre-filled start of the assistant turn (`<think>\n` or `<answer>\n`).
+    prefix: &'static str,
+    decode: Box<dyn Fn(&[i64]) -> String + 'a>,
+    /// Tokens of a text (for the think and answer block lengths).
+    count_tokens: Box<dyn Fn(&str) -> usize + 'a>,
+    eos_ids: Vec<i64>,
+}
+
+impl<'a> Turns<'a> {
+    fn new(policy: &'a harness_policy::Policy, reasoning: bool, eos_ids: Vec<i64>) -> Turns<'a> {
+        Turns {
+            format: if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct },
+            prefix: harness_baselines::prompts::assistant_prefix(reasoning),
+            decode: Box::new(|ids| policy.decode(ids)),
+            count_tokens: Box::new(|text| policy.encode(text).map_or(0, |ids| ids.len())),
+            eos_ids,
+        }
+    }
+
+    fn turn(&self, response: &[i64]) -> String {
+        let body: Vec<i64> = response.iter().copied().filter(|t| !self.eos_ids.contains(t)).collect();
+        format!("{}{}", self.prefix, (self.decode)(&body))
+    }
+
+    fn scored(&self, turn: &str, answer: &Answer<f64>, reward: f64) -> Scored {
+        let metric = if let Answer::Scored(v) = answer { *v } else { 0.0 };
+        let format_ok = !matches!(answer, Answer::MalformedTags | Answer::EmptyBlock | Answer::Invalid);
+        let length = |tag: &str| block(turn, tag).map_or(0, |b| (self.count_tokens)(b.trim()));
+        Scored { reward, metric, format_ok, think_tokens: length("think"), answer_tokens: length("answer") }
+    }
+}
+
+/// The chat prompt of `task` in the policy's template, assistant turn pre-filled.
+fn prompt_ids(policy: &harness_policy::Policy, prompts: &harness_baselines::Prompts, task: &harness_baselines::Task, reasoning: bool) -> Result<Vec<i64>> {
+    let user = prompts.user_message(task, reasoning)?;
+    let messages = [Message::new("system", harness_baselines::prompts::system_message(reasoning)), Message::new("user", &user)];
+    Ok(policy.encode(&(policy.chat_prompt(&messages)? + harness_baselines::prompts::assistant_prefix(reasoning)))?)
+}
+
 struct ClassicIrEnv<'a> {
     examples: Vec<Example>,
     index: &'a Bm25Index,
     searcher: harness_retrieval::Bm25Searcher<'a>,
     params: Bm25Params,
     depth: usize,
-    format: AnswerFormat,
-    prefix: &'static str,
-    decode: Box<dyn Fn(&[i64]) -> String + 'a>,
-    /// Tokens of a text (for the think and answer block lengths).
-    count_tokens: Box<dyn Fn(&str) -> usize + 'a>,
-    eos_ids: Vec<i64>,
+    turns: Turns<'a>,
 }
 
 /// The text of the last `<tag>` block of `turn` (to the end when unclosed).
@@ -104,11 +142,10 @@ impl Environment for ClassicIrEnv<'_> {
     }
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
-        let body: Vec<i64> = response.iter().copied().filter(|t| !self.eos_ids.contains(t)).collect();
-        let turn = format!("{}{}", self.prefix, (self.decode)(&body));
+        let turn = self.turns.turn(response);
         let (index, searcher, params, depth) = (self.index, &mut self.searcher, self.params, self.depth);
         let target = &self.examples[i].target;
-        let answer = Answer::from_turn(&turn, self.format, "query", |query| {
+        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| {
             let hits = searcher.search(query, depth, params).ok()?;
             let ranked: Vec<&str> = hits.iter().map(|(o, _)| index.doc_id(*o)).collect();
             Some(match target {
@@ -116,10 +153,7 @@ impl Environment for ClassicIrEnv<'_> {
                 Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, depth),
             })
         });
-        let metric = if let Answer::Scored(v) = &answer { *v } else { 0.0 };
-        let format_ok = !matches!(answer, Answer::MalformedTags | Answer::EmptyBlock | Answer::Invalid);
-        let length = |tag: &str| block(&turn, tag).map_or(0, |b| (self.count_tokens)(b.trim()));
-        Scored { reward: rewards::classic_ir(&answer), metric, format_ok, think_tokens: length("think"), answer_tokens: length("answer") }
+        self.turns.scored(&turn, &answer, rewards::classic_ir(&answer))
     }
 }
 
@@ -131,11 +165,7 @@ struct LiteratureEnv<'a> {
     tasks: Vec<harness_literature::ReviewTask>,
     engine: Box<dyn harness_literature::Engine>,
     depth: usize,
-    format: AnswerFormat,
-    prefix: &'static str,
-    decode: Box<dyn Fn(&[i64]) -> String + 'a>,
-    count_tokens: Box<dyn Fn(&str) -> usize + 'a>,
-    eos_ids: Vec<i64>,
+    turns: Turns<'a>,
 }
 
 impl Environment for LiteratureEnv<'_> {
@@ -148,16 +178,12 @@ impl Environment for LiteratureEnv<'_> {
     }
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
-        let body: Vec<i64> = response.iter().copied().filter(|t| !self.eos_ids.contains(t)).collect();
-        let turn = format!("{}{}", self.prefix, (self.decode)(&body));
+        let turn = self.turns.turn(response);
         let (task, engine, depth) = (&self.tasks[i], &mut self.engine, self.depth);
-        let answer = Answer::from_turn(&turn, self.format, "query", |query| {
+        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| {
             engine.search(query, task, depth).ok().map(|ids| harness_literature::recall_at(&ids, &task.targets, depth))
         });
-        let metric = if let Answer::Scored(v) = &answer { *v } else { 0.0 };
-        let format_ok = !matches!(answer, Answer::MalformedTags | Answer::EmptyBlock | Answer::Invalid);
-        let length = |tag: &str| block(&turn, tag).map_or(0, |b| (self.count_tokens)(b.trim()));
-        Scored { reward: rewards::literature(&answer), metric, format_ok, think_tokens: length("think"), answer_tokens: length("answer") }
+        self.turns.scored(&turn, &answer, rewards::literature(&answer))
     }
 }
 
@@ -189,16 +215,12 @@ pub fn run(args: TrainArgs) -> Result<()> {
     // Prompts: our classic-IR template in the model's chat format, assistant turn pre-filled.
     let prompts = harness_baselines::Prompts::new();
     let reasoning = config.run.reasoning;
-    let prefix = harness_baselines::prompts::assistant_prefix(reasoning);
     let text_of: std::collections::HashMap<&str, &str> = queries.iter().map(|q| (q.id.as_str(), q.text.as_str())).collect();
     let mut examples = Vec::new();
     let single = card.dr_compat_ndcg.as_deref() == Some("single-target");
     for (qid, rows) in &qrels.rows_in_file_order {
         let Some(text) = text_of.get(qid.as_str()) else { continue };
-        let task = harness_baselines::Task::classic_ir(&card.name, "sparse", text);
-        let user = prompts.user_message(&task, reasoning)?;
-        let messages = [Message::new("system", harness_baselines::prompts::system_message(reasoning)), Message::new("user", &user)];
-        let prompt_ids = policy.encode(&(policy.chat_prompt(&messages)? + prefix))?;
+        let prompt_ids = prompt_ids(&policy, &prompts, &harness_baselines::Task::classic_ir(&card.name, "sparse", text), reasoning)?;
         if single {
             // One example per qrels row, as the paper's SciFact training data.
             for (doc, _) in rows {
@@ -226,11 +248,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
         searcher: index.searcher(),
         params,
         depth: config.run.reward_depth,
-        format: if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct },
-        prefix,
-        decode: Box::new(|ids| policy.decode(ids)),
-        count_tokens: Box::new(|text| policy.encode(text).map_or(0, |ids| ids.len())),
-        eos_ids: trainer.eos_ids.clone(),
+        turns: Turns::new(&policy, reasoning, trainer.eos_ids.clone()),
     };
 
     let details = serde_json::json!({
@@ -252,30 +270,19 @@ fn run_literature(args: TrainArgs, config: RunConfig, total_steps: u64, registry
     let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?; // tokenizer and template
     let prompts = harness_baselines::Prompts::new();
     let reasoning = config.run.reasoning;
-    let prefix = harness_baselines::prompts::assistant_prefix(reasoning);
     let engine_word = if card.name == "ctgov" || args.engine == "ctgov" { "ClinicalTrials.gov" } else { "PubMed" };
-    let mut prompt_ids = Vec::with_capacity(tasks.len());
-    for t in &tasks {
-        let task = match &t.pico {
-            Some(p) => harness_baselines::Task::Literature { engine: engine_word.into(), p: p.p.clone(), i: p.i.clone(), c: p.c.clone(), o: p.o.clone(), topic: None },
-            None => harness_baselines::Task::Literature { engine: engine_word.into(), p: String::new(), i: String::new(), c: String::new(), o: String::new(), topic: Some(t.topic.clone()) },
-        };
-        let user = prompts.user_message(&task, reasoning)?;
-        let messages = [Message::new("system", harness_baselines::prompts::system_message(reasoning)), Message::new("user", &user)];
-        prompt_ids.push(policy.encode(&(policy.chat_prompt(&messages)? + prefix))?);
-    }
+    let prompts_ids = tasks
+        .iter()
+        .map(|t| prompt_ids(&policy, &prompts, &crate::literature_eval::prompt_task(t, engine_word), reasoning))
+        .collect::<Result<Vec<_>>>()?;
     // The paper's literature reward retrieves the top 3,000 (the card's depth).
     let depth = card.depth;
     let mut env = LiteratureEnv {
-        prompts: prompt_ids,
+        prompts: prompts_ids,
         tasks,
         engine,
         depth,
-        format: if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct },
-        prefix,
-        decode: Box::new(|ids| policy.decode(ids)),
-        count_tokens: Box::new(|text| policy.encode(text).map_or(0, |ids| ids.len())),
-        eos_ids: trainer.eos_ids.clone(),
+        turns: Turns::new(&policy, reasoning, trainer.eos_ids.clone()),
     };
     let details = serde_json::json!({
         "engine": engine_details,
