@@ -24,6 +24,11 @@ pub fn original_text(task: &ReviewTask) -> String {
     }
 }
 
+/// The engine's name as prompts say it.
+pub fn engine_word(dataset: &str, engine: &str) -> &'static str {
+    if dataset == "ctgov" || engine == "ctgov" { "ClinicalTrials.gov" } else { "PubMed" }
+}
+
 /// The prompt task of a review: its PICO, or its topic when it has none.
 pub fn prompt_task(t: &ReviewTask, engine: &str) -> harness_baselines::Task {
     let (p, i, c, o, topic) = match &t.pico {
@@ -88,7 +93,7 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
     let tasks = load_tasks(args, registry, card)?;
     let (mut engine, engine_details) = open_engine(args, registry, card)?;
     let engine_label = if args.engine == "auto" { engine_details["engine"].as_str().unwrap_or("auto").to_string() } else { args.engine.clone() };
-    let engine_word = if card.name == "ctgov" || args.engine == "ctgov" { "ClinicalTrials.gov" } else { "PubMed" };
+    let engine_word = engine_word(&card.name, &args.engine);
 
     let by_id: std::collections::HashMap<String, ReviewTask> = tasks.iter().map(|t| (t.id.clone(), t.clone())).collect();
     let by_id = Arc::new(by_id);

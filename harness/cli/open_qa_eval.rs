@@ -178,10 +178,9 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
             depths.push(k.trim().parse().with_context(|| format!("measure '{spec}': hit.K needs whole numbers"))?);
         }
     }
-    let by_id: HashMap<&str, &Question> = questions.iter().map(|q| (q.id.as_str(), q)).collect();
     let mut first_ranks = Vec::with_capacity(questions.len());
     for q in &questions {
-        let wanted: Vec<Vec<String>> = by_id[q.id.as_str()].answers.iter().map(|a| dpr_tokens(a)).collect();
+        let wanted: Vec<Vec<String>> = q.answers.iter().map(|a| dpr_tokens(a)).collect();
         let ranked = run.by_query.get(&q.id).map(|d| harness_core::trec_eval::sorted_like_trec_eval(d)).unwrap_or_default();
         let rank = ranked.iter().position(|d| texts.get(&d.doc_id).is_some_and(|t| has_answer_tokens(t, &wanted))).map(|i| i + 1);
         first_ranks.push(rank);

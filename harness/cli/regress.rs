@@ -66,7 +66,7 @@ fn bm25() -> String {
 }
 
 /// Columns of a results table that are not metrics (timings vary run to run).
-const NOT_METRICS: [&str; 9] = ["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id", "note"];
+const NOT_METRICS: [&str; 8] = ["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id"];
 
 /// Metric columns and values of a one-row results table.
 fn metrics_of(csv: &Path) -> Result<Vec<(String, f64)>> {

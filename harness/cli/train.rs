@@ -207,10 +207,7 @@ pub fn run(args: TrainArgs) -> Result<()> {
     let dir = registry.require_offline(&card)?;
     let dataset = BeirDataset::new(card.clone(), dir);
     let (queries, qrels) = dataset.split_queries(&args.split)?;
-    let policy_dir = args.policy.clone().unwrap_or_else(crate::generate::default_model_dir);
-    let device = parse_device(&args.device)?;
-    let mut trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone(), config.lora)?;
-    let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?; // tokenizer and template
+    let (policy_dir, device, mut trainer, policy) = load_policy(&args, &config)?;
 
     // Prompts: our classic-IR template in the model's chat format, assistant turn pre-filled.
     let prompts = harness_baselines::Prompts::new();
@@ -259,18 +256,25 @@ pub fn run(args: TrainArgs) -> Result<()> {
     train_loop(&args, &config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
 }
 
+/// The trainer on the run's device, and the policy folder's tokenizer and chat template.
+fn load_policy(args: &TrainArgs, config: &RunConfig) -> Result<(PathBuf, tch::Device, Trainer, harness_policy::Policy)> {
+    let policy_dir = args.policy.clone().unwrap_or_else(crate::generate::default_model_dir);
+    let device = parse_device(&args.device)?;
+    let trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone(), config.lora)?;
+    // Loaded again on the CPU only for its tokenizer and template (see the issue note).
+    let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?;
+    Ok((policy_dir, device, trainer, policy))
+}
+
 /// `harness train` on a literature dataset: review prompts, the engine's recall as the reward.
 fn run_literature(args: TrainArgs, config: RunConfig, total_steps: u64, registry: &Registry, card: harness_datasets::Card) -> Result<()> {
     let eval_args = crate::eval::EvalArgs { engine: args.engine.clone(), tasks: args.tasks.clone(), ..crate::eval::EvalArgs::cell(&card.name, "", "bm25", "original") };
     let tasks = crate::literature_eval::load_tasks(&eval_args, registry, &card)?;
     let (engine, engine_details) = crate::literature_eval::open_engine(&eval_args, registry, &card)?;
-    let policy_dir = args.policy.clone().unwrap_or_else(crate::generate::default_model_dir);
-    let device = parse_device(&args.device)?;
-    let mut trainer = Trainer::from_model_dir(&policy_dir, device, config.ppo.clone(), config.lora)?;
-    let policy = harness_policy::Policy::load(&policy_dir, tch::Device::Cpu)?; // tokenizer and template
+    let (policy_dir, device, mut trainer, policy) = load_policy(&args, &config)?;
     let prompts = harness_baselines::Prompts::new();
     let reasoning = config.run.reasoning;
-    let engine_word = if card.name == "ctgov" || args.engine == "ctgov" { "ClinicalTrials.gov" } else { "PubMed" };
+    let engine_word = crate::literature_eval::engine_word(&card.name, &args.engine);
     let prompts_ids = tasks
         .iter()
         .map(|t| prompt_ids(&policy, &prompts, &crate::literature_eval::prompt_task(t, engine_word), reasoning))

@@ -27,7 +27,6 @@ const TOKENIZER: &str = "harness_english_positions";
 
 /// The offline engine over one records file.
 pub struct OfflineEngine {
-    _index: Index,
     reader: IndexReader,
     id: Field,
     title: Field,
@@ -84,7 +83,7 @@ impl OfflineEngine {
         let (id, title, abstract_text) = (field("id")?, field("title")?, field("abstract")?);
         let reader = index.reader().map_err(&err)?;
         let records = reader.searcher().num_docs() as usize;
-        Ok(OfflineEngine { _index: index, reader, id, title, abstract_text, analyzer: EnglishAnalyzer::default(), records, dir: dir.to_path_buf(), built: false, build_seconds: 0.0 })
+        Ok(OfflineEngine { reader, id, title, abstract_text, analyzer: EnglishAnalyzer::default(), records, dir: dir.to_path_buf(), built: false, build_seconds: 0.0 })
     }
 
     /// Records in the index.
