@@ -290,7 +290,9 @@ fn regress_passes_on_the_references_and_fails_on_a_perturbed_one() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let clean = harness(&["regress", "--out", tmp.path().join("clean").to_str().unwrap()], &cache);
+    // Every check's family runs in process in harness-bench's tests and in `scripts/test.sh`;
+    // here the command line on one of them.
+    let clean = harness(&["regress", "--only", "scifact-bm25-flat", "--out", tmp.path().join("clean").to_str().unwrap()], &cache);
     assert!(clean.status.success(), "{}{}", stdout(&clean), stderr(&clean));
     assert!(stdout(&clean).contains("comparisons within tolerance"));
 
@@ -500,4 +502,41 @@ fn llm_and_rm3_methods_run_end_to_end_into_the_standard_table() {
     let csv = std::fs::read_to_string(both.join("table.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
     assert!(csv.contains("llm:smollm2-135m-instruct,no-reasoning") && csv.contains("rm3(fb_docs=10"), "{csv}");
+}
+
+/// A binary copied out of the build folder works against a checkout named by HARNESS_ROOT
+/// from any directory, and without one says in one line how to name it.
+#[test]
+fn a_copied_binary_runs_against_the_checkout_named_by_harness_root() {
+    let tmp = tempfile::tempdir().unwrap();
+    let binary = tmp.path().join("bin").join("harness");
+    std::fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_harness"), &binary).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cache = tmp.path().join("cache");
+    let run = |args: &[&str], with_root: bool| {
+        let mut c = Command::new(&binary);
+        c.args(args).current_dir("/").env("HARNESS_CACHE_DIR", &cache).env_remove("HARNESS_ROOT");
+        if with_root {
+            c.env("HARNESS_ROOT", root);
+        }
+        c.output().unwrap()
+    };
+    let out = tmp.path().join("t3");
+    let o = run(&["reproduce", "--table", "3", "--out", out.to_str().unwrap()], true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Table 3") && out.join("side_by_side.csv").is_file());
+    let cell = tmp.path().join("eval");
+    let o = run(&["eval", "--dataset", "scifact", "--out", cell.to_str().unwrap()], true);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!((csv_value(&cell.join("table.csv"), "ndcg_cut_10") - 0.6826).abs() < 5e-5);
+
+    let o = run(&["reproduce", "--table", "3"], false);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("HARNESS_ROOT") && err.contains("--root"), "{err}");
+    // --root names the checkout as well.
+    let o = run(&["datasets", "list", "--root", root.to_str().unwrap()], false);
+    assert!(o.status.success() && stdout(&o).contains("scifact"), "{}", stderr(&o));
 }

@@ -127,33 +127,26 @@ fn parse_rm3(name: &str, spec: &str) -> Result<Rm3Params, MethodError> {
     Ok(Rm3Params { fb_docs, fb_terms, original_query_weight: w })
 }
 
+/// The prompt task of each query (built by the caller from the dataset's card).
+pub type TaskOf = std::sync::Arc<dyn Fn(&Query) -> Task + Send + Sync>;
+
 /// What model-based methods need to know about the run.
 pub struct MethodContext {
-    /// Dataset name (chooses the prompt wording).
-    pub dataset: String,
-    /// `sparse` or `dense`.
-    pub retriever_kind: String,
     /// Device for local models (`auto`, `cpu`, `cuda`).
     pub device: String,
     /// Generation settings.
     pub llm: LlmSettings,
     /// Where API responses are cached.
     pub cache_dir: PathBuf,
-    /// The prompt task of a query, when not the dataset's classic-IR wording (literature
-    /// reviews, evidence-seeking questions).
-    pub task: Option<std::sync::Arc<dyn Fn(&Query) -> Task + Send + Sync>>,
+    /// The prompt task of a query.
+    pub task: TaskOf,
 }
 
 /// Builds a method from its command-line name: `original`, `rm3`, `rm3:10,10,0.5`, `llm:DIR`,
 /// `checkpoint:DIR`, `api:MODEL`.
 pub fn build(name: &str, ctx: &MethodContext) -> Result<Box<dyn QueryMethod>, MethodError> {
-    let dataset = ctx.dataset.clone();
-    let kind = ctx.retriever_kind.clone();
-    let custom = ctx.task.clone();
-    let task = move |q: &Query| match &custom {
-        Some(build) => build(q),
-        None => Task::classic_ir(&dataset, &kind, &q.text),
-    };
+    let task_of = ctx.task.clone();
+    let task = move |q: &Query| task_of(q);
     match name.split_once(':') {
         None if name == "original" => Ok(Box::new(Original)),
         None if name == "rm3" => Ok(Box::new(Rm3 { params: Rm3Params::default() })),

@@ -48,17 +48,10 @@ impl Task {
         }
     }
 
-    /// How a classic-IR dataset's queries are described in the prompt, by dataset name.
-    pub fn classic_ir(dataset: &str, retriever: &str, text: &str) -> Task {
-        let (kind, goal) = match dataset {
-            "scifact" => ("scientific claim", "that support or refute it"),
-            "fever" => ("claim", "that support or refute it"),
-            "hotpotqa" => ("multi-hop question", "that help answer it"),
-            "nfcorpus" | "fiqa" => ("question", "that answer it"),
-            d if d.starts_with("ms") => ("web search query", "that answer it"),
-            _ => ("query", "relevant to it"),
-        };
-        Task::ClassicIr { kind: kind.into(), goal: goal.into(), retriever: retriever.into(), text: text.into() }
+    /// A classic-IR task: `input` names what the text is (`scientific claim`), `goal` what
+    /// relevant documents do (`that support or refute it`); both come from the dataset's card.
+    pub fn classic_ir(input: &str, goal: &str, retriever: &str, text: &str) -> Task {
+        Task::ClassicIr { kind: input.into(), goal: goal.into(), retriever: retriever.into(), text: text.into() }
     }
 }
 
@@ -116,7 +109,7 @@ mod tests {
         let tasks = [
             Task::Literature { engine: "PubMed".into(), p: "adults with asthma".into(), i: "inhaled steroids".into(), c: "placebo".into(), o: "exacerbations".into(), topic: None },
             Task::Evidence { corpus: "Wikipedia".into(), question: "who wrote hamlet".into() },
-            Task::classic_ir("scifact", "sparse", "0-dimensional biomaterials show inductive properties."),
+            Task::classic_ir("scientific claim", "that support or refute it", "sparse", "0-dimensional biomaterials show inductive properties."),
             Task::Sql { schema: "CREATE TABLE t (a int);".into(), question: "How many rows?".into(), evidence: Some("rows are records".into()) },
         ];
         for task in &tasks {
@@ -139,7 +132,7 @@ mod tests {
             let p = Prompts::new();
             for task in [
                 Task::Evidence { corpus: "c".into(), question: text.clone() },
-                Task::classic_ir("fever", "dense", &text),
+                Task::classic_ir("claim", "that support or refute it", "dense", &text),
                 Task::Sql { schema: text.clone(), question: text.clone(), evidence: Some(text.clone()) },
                 Task::Literature { engine: "PubMed".into(), p: text.clone(), i: text.clone(), c: text.clone(), o: text.clone(), topic: None },
             ] {

@@ -36,7 +36,7 @@ fn api_method_talks_to_harness_serve_and_caches_responses() {
     let cache = tempfile::tempdir().unwrap();
     let settings = LlmSettings { reasoning: false, sampling: SamplingParams { max_new_tokens: 48, ..Default::default() }, batch_size: 1 };
     let client = ChatClient::new(&format!("http://127.0.0.1:{port}/v1"), Some("secret-key".into()), cache.path().to_path_buf());
-    let task = |q: &Query| Task::classic_ir("scifact", "sparse", &q.text);
+    let task = |q: &Query| Task::classic_ir("scientific claim", "that support or refute it", "sparse", &q.text);
     let mut method = ApiMethod::new("smollm2", client, settings.clone(), Box::new(task));
     let queries = vec![
         Query { id: "1".into(), text: "Vitamin D lowers the risk of fractures.".into() },

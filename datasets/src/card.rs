@@ -107,6 +107,120 @@ pub struct Bm25Defaults {
     pub b: f32,
 }
 
+/// Which prompt template a task uses (`baselines/prompts/<family>.jinja`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PromptFamily {
+    /// A query or claim rewritten for a retriever.
+    ClassicIr,
+    /// A review's PICO (or topic) turned into a Boolean query for a search engine.
+    Literature,
+    /// A question turned into a query over a passage corpus.
+    Evidence,
+    /// A question and a schema turned into SQL.
+    Sql,
+}
+
+/// Which of the paper's reward functions scores a response (`harness_core::rewards`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RewardFamily {
+    /// NDCG tiers of the retrieved ranking.
+    ClassicIr,
+    /// Recall tiers at the engine's depth.
+    Literature,
+    /// Rank tiers of the first answer-bearing passage.
+    Evidence,
+    /// Execution-accuracy tiers.
+    Sql,
+}
+
+/// A literature search engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// The vendored record index (PubMed Boolean syntax, evaluated locally).
+    Offline,
+    /// Live PubMed E-utilities.
+    Pubmed,
+    /// Live ClinicalTrials.gov API v2.
+    Ctgov,
+}
+
+impl EngineKind {
+    /// Every engine, in the order help texts list them.
+    pub const ALL: [EngineKind; 3] = [EngineKind::Offline, EngineKind::Pubmed, EngineKind::Ctgov];
+
+    /// Name as written in cards and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Offline => "offline",
+            EngineKind::Pubmed => "pubmed",
+            EngineKind::Ctgov => "ctgov",
+        }
+    }
+
+    /// The engine whose query language prompts ask for (the offline index reads PubMed syntax).
+    pub fn query_language(self) -> &'static str {
+        match self {
+            EngineKind::Offline | EngineKind::Pubmed => "PubMed",
+            EngineKind::Ctgov => "ClinicalTrials.gov",
+        }
+    }
+
+    /// Parses a name of [`EngineKind::name`].
+    pub fn parse(text: &str) -> Option<EngineKind> {
+        Self::ALL.into_iter().find(|e| e.name() == text)
+    }
+}
+
+/// What a review's targets are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReviewTargets {
+    /// PubMed ids (`publication_pmids` in the paper's JSONL).
+    Publications,
+    /// ClinicalTrials.gov ids (`trial_nctids`).
+    Trials,
+}
+
+/// How the paper's own NDCG scores a dataset (`dr-compat` mode only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DrCompatNdcg {
+    /// Ideal DCG in qrels-file order over the query's graded rows.
+    Graded,
+    /// One scored row per qrels pair with that row's document as the only target (the paper's
+    /// SciFact evaluation and training data).
+    SingleTarget,
+}
+
+/// The task facts of a dataset: how the policy is asked and how its answer is rewarded. Code
+/// reads these instead of testing a dataset's name.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskFacts {
+    /// Prompt template family.
+    pub prompt: PromptFamily,
+    /// Reward family of `harness train`.
+    pub reward: RewardFamily,
+    /// Classic IR: what the input is (`scientific claim`).
+    #[serde(default)]
+    pub input: Option<String>,
+    /// Classic IR: what relevant documents do (`that support or refute it`).
+    #[serde(default)]
+    pub goal: Option<String>,
+    /// Literature: the dataset's own engine (what `--engine auto` picks).
+    #[serde(default)]
+    pub engine: Option<EngineKind>,
+    /// Literature: what the reviews' targets are.
+    #[serde(default)]
+    pub targets: Option<ReviewTargets>,
+    /// Evidence-seeking: the corpus as prompts name it (`Wikipedia`).
+    #[serde(default)]
+    pub corpus: Option<String>,
+}
+
 /// A dataset card.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,9 +264,25 @@ pub struct Card {
     #[serde(default)]
     pub offline_note: String,
     /// How the paper's own NDCG scores this dataset (`dr-compat` mode only): `graded`
-    /// (qrels-order ideal) or `single-target` (one row per qrels pair, as its SciFact eval).
+    /// (qrels-order ideal, the default) or `single-target` (one row per qrels pair, as its
+    /// SciFact evaluation and training data).
     #[serde(default)]
-    pub dr_compat_ndcg: Option<String>,
+    pub dr_compat_ndcg: Option<DrCompatNdcg>,
+    /// How the policy is asked and rewarded (`[task]`; classic-IR, evidence-seeking and SQL
+    /// cards without one get their family's generic wording).
+    pub task: TaskFacts,
+}
+
+/// The `[task]` a card of `family` gets when it names none: the generic wording of each family.
+/// Literature cards must name their engine and targets, so they get none.
+fn default_task(family: &str) -> Option<toml::Table> {
+    let text = match family {
+        "classic-ir" => "prompt = 'classic-ir'\nreward = 'classic-ir'\ninput = 'query'\ngoal = 'relevant to it'",
+        "evidence-seeking" => "prompt = 'evidence'\nreward = 'evidence'\ncorpus = 'the passage collection'",
+        "sql" => "prompt = 'sql'\nreward = 'sql'",
+        _ => return None,
+    };
+    Some(toml::from_str(text).expect("built-in task defaults parse"))
 }
 
 fn default_depth() -> usize {
@@ -163,7 +293,13 @@ impl Card {
     /// Parses a card and checks its invariants.
     pub fn parse(path: &str, text: &str) -> crate::Result<Card> {
         let bad = |cause: String| crate::DatasetError::BadCard { path: path.to_string(), cause };
-        let card: Card = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if !table.contains_key("task") {
+            if let Some(task) = table.get("family").and_then(|f| f.as_str()).and_then(default_task) {
+                table.insert("task".into(), toml::Value::Table(task));
+            }
+        }
+        let card: Card = table.try_into().map_err(|e: toml::de::Error| bad(e.to_string()))?;
         if let Some(split) = &card.default_split {
             if !card.splits.contains_key(split) {
                 return Err(bad(format!("default_split '{split}' is not among the splits")));
@@ -182,6 +318,14 @@ impl Card {
                 }
             }
         }
+        let t = &card.task;
+        let needs = |ok: bool, what: &str| if ok { Ok(()) } else { Err(bad(format!("[task]: {what}"))) };
+        match t.prompt {
+            PromptFamily::ClassicIr => needs(t.input.is_some() && t.goal.is_some(), "a classic-ir prompt needs `input` and `goal`")?,
+            PromptFamily::Literature => needs(t.engine.is_some() && t.targets.is_some(), "a literature prompt needs `engine` and `targets`")?,
+            PromptFamily::Evidence => needs(t.corpus.is_some(), "an evidence prompt needs `corpus`")?,
+            PromptFamily::Sql => {}
+        }
         for d in &card.download {
             for (what, value, len) in [("sha256", &d.sha256, 64), ("md5", &d.md5, 32)] {
                 if let Some(v) = value {
@@ -194,8 +338,52 @@ impl Card {
         Ok(card)
     }
 
+    /// The dr-compat NDCG variant (graded unless the card says otherwise).
+    pub fn dr_compat(&self) -> DrCompatNdcg {
+        self.dr_compat_ndcg.unwrap_or(DrCompatNdcg::Graded)
+    }
+
     /// The trec_eval measures of this card.
     pub fn parsed_measures(&self) -> Vec<harness_core::Measure> {
         self.measures.iter().filter(|m| !m.starts_with("hit.")).flat_map(|m| harness_core::Measure::parse_list(m).unwrap_or_default()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = "name = 'x'\ntitle = 't'\nlicense = 'l'\ndescription = 'd'\npaper_metric = 'ndcg_cut.10'\n";
+
+    fn parse(rest: &str) -> crate::Result<Card> {
+        Card::parse("x.toml", &format!("{HEAD}{rest}"))
+    }
+
+    #[test]
+    fn task_facts_come_from_the_card_or_the_family() {
+        let own = parse("family = 'classic-ir'\nloader = 'beir'\n[task]\nprompt = 'classic-ir'\nreward = 'classic-ir'\ninput = 'claim'\ngoal = 'that refute it'\n").unwrap();
+        assert_eq!((own.task.input.as_deref(), own.task.goal.as_deref()), (Some("claim"), Some("that refute it")));
+        let generic = parse("family = 'classic-ir'\nloader = 'beir'\n").unwrap();
+        assert_eq!((generic.task.prompt, generic.task.input.as_deref()), (PromptFamily::ClassicIr, Some("query")));
+        assert_eq!(parse("family = 'sql'\nloader = 'spider'\n").unwrap().task.reward, RewardFamily::Sql);
+        // A literature card must say which engine and targets; a classic-IR prompt needs its wording.
+        let err = parse("family = 'literature'\nloader = 'review'\n").unwrap_err().to_string();
+        assert!(err.contains("task"), "{err}");
+        let err = parse("family = 'literature'\nloader = 'review'\n[task]\nprompt = 'literature'\nreward = 'literature'\n").unwrap_err().to_string();
+        assert!(err.contains("`engine` and `targets`"), "{err}");
+        let err = parse("family = 'classic-ir'\nloader = 'beir'\n[task]\nprompt = 'classic-ir'\nreward = 'classic-ir'\ninput = 'q'\n").unwrap_err().to_string();
+        assert!(err.contains("`input` and `goal`"), "{err}");
+        let err = parse("family = 'sql'\nloader = 'spider'\n[task]\nprompt = 'sql'\nreward = 'sql'\nengine = 'bing'\n").unwrap_err().to_string();
+        assert!(err.contains("bing"), "{err}");
+    }
+
+    #[test]
+    fn engines_parse_by_name_and_name_their_query_language() {
+        for e in EngineKind::ALL {
+            assert_eq!(EngineKind::parse(e.name()), Some(e));
+        }
+        assert_eq!(EngineKind::parse("bing"), None);
+        assert_eq!(EngineKind::Offline.query_language(), "PubMed");
+        assert_eq!(EngineKind::Ctgov.query_language(), "ClinicalTrials.gov");
     }
 }

@@ -12,6 +12,6 @@ pub mod error;
 pub mod fetch;
 pub mod registry;
 
-pub use card::{Card, Family, LoaderKind};
+pub use card::{Card, DrCompatNdcg, EngineKind, Family, LoaderKind, PromptFamily, ReviewTargets, RewardFamily, TaskFacts};
 pub use error::{DatasetError, Result};
 pub use registry::{resolve_data_file, Registry};

@@ -60,6 +60,17 @@ impl Registry {
         Ok(registry)
     }
 
+    /// The cards a workspace sees: the built-in ones, then those of `cards_dirs` in order (a
+    /// later card of the same name replaces an earlier one), with data under `data_root`.
+    /// Folders that do not exist are skipped.
+    pub fn with_cards(data_root: PathBuf, cards_dirs: &[PathBuf]) -> Result<Registry> {
+        let mut registry = Self::builtin(data_root)?;
+        for dir in cards_dirs.iter().filter(|d| d.is_dir()) {
+            registry.add_cards_from(dir)?;
+        }
+        Ok(registry)
+    }
+
     /// Only the built-in cards, with the given data root.
     pub fn builtin(data_root: PathBuf) -> Result<Registry> {
         let mut cards = BTreeMap::new();

@@ -2,7 +2,6 @@
 use anyhow::Result;
 use harness_datasets::fetch::{fetch, FetchOptions};
 use harness_datasets::registry::Availability;
-use harness_datasets::Registry;
 
 #[derive(clap::Subcommand)]
 pub enum DatasetsCommand {
@@ -18,8 +17,8 @@ pub enum DatasetsCommand {
     },
 }
 
-pub fn run(cmd: DatasetsCommand) -> Result<()> {
-    let registry = Registry::load_default()?;
+pub fn run(cmd: DatasetsCommand, root: Option<std::path::PathBuf>) -> Result<()> {
+    let registry = crate::workspace(root)?.registry()?;
     match cmd {
         DatasetsCommand::List => {
             let width = registry.cards().map(|c| c.name.len()).max().unwrap_or(7).max(7);

@@ -5,8 +5,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use harness_retrieval::dense::{Encoder, TextKind};
 
-use crate::retrieve::default_model_dir;
-
 #[derive(clap::Args)]
 pub struct EmbedArgs {
     /// Model folder (model.onnx + tokenizer.json) or `minilm` (the setup's all-MiniLM-L6-v2 int8).
@@ -26,8 +24,8 @@ pub struct EmbedArgs {
     throughput: bool,
 }
 
-pub fn run(args: EmbedArgs) -> Result<()> {
-    let dir = if args.model == "minilm" { default_model_dir() } else { args.model.clone().into() };
+pub fn run(args: EmbedArgs, root: Option<std::path::PathBuf>) -> Result<()> {
+    let dir = if args.model == "minilm" { crate::workspace(root)?.default_encoder() } else { args.model.clone().into() };
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let mut encoder = Encoder::load(&dir, threads)?;
     let kind = if args.query { TextKind::Query } else { TextKind::Passage };

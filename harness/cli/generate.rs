@@ -54,20 +54,15 @@ pub struct GenerateArgs {
     ids: bool,
 }
 
-/// The setup's default policy folder.
-pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("HARNESS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| crate::paths::repo_root().join(".deps/models"))
-        .join("smollm2-135m-instruct")
-}
-
-pub fn run(args: GenerateArgs) -> Result<()> {
+pub fn run(args: GenerateArgs, root: Option<PathBuf>) -> Result<()> {
     if args.threads > 0 {
         tch::set_num_threads(args.threads);
     }
     let device = parse_device(&args.device)?;
-    let dir = args.model.clone().unwrap_or_else(default_model_dir);
+    let dir = match args.model.clone() {
+        Some(dir) => dir,
+        None => crate::workspace(root)?.default_policy(),
+    };
     let policy = Policy::load(&dir, device)?;
     let raw: Vec<String> = match (&args.prompt, &args.prompts_file) {
         (Some(p), _) => vec![p.clone()],
@@ -105,15 +100,15 @@ pub fn run(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
     };
     let ids = prompts.iter().map(|p| policy.encode(p)).collect::<Result<Vec<_>, _>>()?;
-    let eos: &[i64] = if args.ignore_eos { &[] } else { &policy.eos_ids };
+    let eos: &[i64] = if args.ignore_eos { &[] } else { &policy.text.eos_ids };
     if args.ignore_eos {
         // Warm-up (allocator, kernels), as the transformers peer does before timing.
         let warm = SamplingParams { max_new_tokens: 4, ..params.clone() };
-        harness_policy::generate(&policy.model, &ids, eos, policy.pad_id, &warm, &|t| policy.decode(t));
+        harness_policy::generate(&policy.model, &ids, eos, policy.text.pad_id, &warm, &|t| policy.decode(t));
     }
     let start = std::time::Instant::now();
     let (texts, generations): (Vec<String>, Vec<harness_policy::Generation>) = if args.ignore_eos {
-        let generations = harness_policy::generate(&policy.model, &ids, eos, policy.pad_id, &params, &|t| policy.decode(t));
+        let generations = harness_policy::generate(&policy.model, &ids, eos, policy.text.pad_id, &params, &|t| policy.decode(t));
         (generations.iter().map(|g| policy.decode(&g.token_ids)).collect(), generations)
     } else {
         policy.generate_texts(&prompts, &params)?.into_iter().unzip()

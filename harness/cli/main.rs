@@ -1,27 +1,32 @@
-//! `harness`: the DeepRetrieval Bench command line.
+//! `harness`: the DeepRetrieval Bench command line. Clap structs become specs, the work runs
+//! in `harness-bench`, results are printed here.
 mod cost;
 mod datasets_cmd;
 mod embed;
 mod eval;
 mod generate;
-mod literature_eval;
-mod open_qa_eval;
-mod paths;
+mod progress;
 mod regress;
 mod reproduce;
-mod retrieve;
 mod score;
 mod serve;
-mod sql_dataset;
 mod sql_eval;
 mod tables;
 mod train;
 
+use std::path::PathBuf;
+
+use anyhow::Result;
 use clap::{Parser, Subcommand};
+use harness_bench::{Bench, Invocation, Workspace, WorkspaceSettings};
 
 #[derive(Parser)]
 #[command(name = "harness", version, about = "DeepRetrieval Bench: reproduce and extend DeepRetrieval (arXiv 2503.00223)")]
 struct Cli {
+    /// The checkout to work in (cards, tables, data, caches, runs); default: $HARNESS_ROOT, else
+    /// the nearest folder upwards from here holding harness-workspace.toml.
+    #[arg(long, global = true, value_name = "DIR")]
+    root: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,7 +40,7 @@ enum Command {
         #[command(subcommand)]
         command: datasets_cmd::DatasetsCommand,
     },
-    /// Run one method with one retriever on one dataset split and report its metrics.
+    /// Run methods with one retriever on one dataset split and report their metrics.
     Eval(eval::EvalArgs),
     /// Cost of BM25 vs exact dense vs HNSW on one dataset: build and query wall-clock, ratios.
     Cost(cost::CostArgs),
@@ -60,20 +65,53 @@ enum Command {
     Regress(regress::RegressArgs),
 }
 
+/// Where the workspace is, from `--root`, the environment and the current directory.
+fn workspace(root: Option<PathBuf>) -> Result<Workspace> {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let root = match (root, var("HARNESS_ROOT")) {
+        (Some(r), _) => Some((r, "--root".to_string())),
+        (None, Some(r)) => Some((r, "HARNESS_ROOT".to_string())),
+        (None, None) => None,
+    };
+    let settings = WorkspaceSettings {
+        root,
+        search_from: std::env::current_dir()?,
+        cache: var("HARNESS_CACHE_DIR"),
+        data: var(harness_datasets::registry::DATA_ENV),
+        models: var("HARNESS_MODELS_DIR"),
+        extra_cards: var(harness_datasets::registry::CARDS_ENV),
+    };
+    Ok(Workspace::locate(&settings)?)
+}
+
+/// The command line and the names (never values) of the environment variables that are set.
+fn invocation() -> Invocation {
+    Invocation {
+        command: std::env::args().collect(),
+        configured: std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect(),
+    }
+}
+
+/// A bench over the located workspace, showing progress unless `quiet`.
+fn bench(root: Option<PathBuf>, progress: &progress::Bars) -> Result<Bench<'_>> {
+    Ok(Bench::new(workspace(root)?, invocation(), progress)?)
+}
+
 fn main() {
     let cli = Cli::parse();
+    let root = cli.root;
     let result = match cli.command {
         Command::Score(args) => score::run(args),
-        Command::Datasets { command } => datasets_cmd::run(command),
-        Command::Eval(args) => eval::run_all(args),
-        Command::Reproduce(args) => reproduce::run(args),
-        Command::Regress(args) => regress::run(args),
-        Command::Embed(args) => embed::run(args),
-        Command::Cost(args) => cost::run(args),
-        Command::SqlEval(args) => sql_eval::run(args),
-        Command::Generate(args) => generate::run(args),
-        Command::Serve(args) => serve::run(args),
-        Command::Train(args) => train::run(args),
+        Command::Datasets { command } => datasets_cmd::run(command, root),
+        Command::Eval(args) => eval::run(args, root),
+        Command::Reproduce(args) => reproduce::run(args, root),
+        Command::Regress(args) => regress::run(args, root),
+        Command::Embed(args) => embed::run(args, root),
+        Command::Cost(args) => cost::run(args, root),
+        Command::SqlEval(args) => sql_eval::run(args, root),
+        Command::Generate(args) => generate::run(args, root),
+        Command::Serve(args) => serve::run(args, root),
+        Command::Train(args) => train::run(args, root),
         Command::Tables(args) => tables::run(args),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };

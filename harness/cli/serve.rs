@@ -25,8 +25,11 @@ pub struct ServeArgs {
     device: String,
 }
 
-pub fn run(args: ServeArgs) -> Result<()> {
-    let dir = args.model.clone().unwrap_or_else(crate::generate::default_model_dir);
+pub fn run(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
+    let dir = match args.model.clone() {
+        Some(dir) => dir,
+        None => crate::workspace(root)?.default_policy(),
+    };
     let policy = Policy::load(&dir, parse_device(&args.device)?)?;
     let server = tiny_http::Server::http((args.host.as_str(), args.port)).map_err(|e| anyhow!("listening on {}:{}: {e}", args.host, args.port))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy".into());

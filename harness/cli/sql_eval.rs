@@ -1,23 +1,21 @@
-//! `harness sql-eval`: execution accuracy of a prediction file, with the official Spider
-//! evaluator's file conventions, in DeepRetrieval's mode or the official test-suite mode.
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+//! `harness sql-eval` and `harness sql-schema`: flags -> a harness-bench job -> the summary.
+use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use harness_sql::data::{attach_levels, read_gold_file, read_prediction_file};
-use harness_sql::{evaluate, summarize, ExItem, ExMode, ExOptions, ExResult, ExecLimits, LevelSummary};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::Result;
+use harness_bench::sql_exec::{run_sql_eval, ExecSettings, SqlEvalJob, MAX_ROWS};
+use harness_bench::spec::defaults;
+use harness_sql::{ExMode, ExecLimits};
 
-use crate::paths;
+use crate::progress::Bars;
 
-/// Execution settings shared by `sql-eval` and `eval` on SQL datasets.
+/// Execution settings.
 #[derive(clap::Args, Clone, Debug)]
 pub struct ExecArgs {
     /// Seconds one statement may run (the paper uses 30).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = defaults::SQL_TIMEOUT_SECS)]
     pub timeout_secs: f64,
     /// Rows one statement may return before it is stopped.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = MAX_ROWS)]
     pub max_rows: usize,
     /// test-suite mode: keep DISTINCT (the official --keep_distinct).
     #[arg(long)]
@@ -29,23 +27,6 @@ pub struct ExecArgs {
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
-}
-
-impl ExecArgs {
-    pub fn options(&self, mode: ExMode) -> Result<ExOptions> {
-        anyhow::ensure!(self.timeout_secs > 0.0 && self.timeout_secs.is_finite(), "--timeout-secs must be positive");
-        Ok(ExOptions {
-            mode,
-            limits: ExecLimits {
-                timeout: Duration::from_secs_f64(self.timeout_secs),
-                max_rows: self.max_rows,
-                ..ExecLimits::default()
-            },
-            keep_distinct: self.keep_distinct,
-            paper_timeout_as_empty: self.paper_timeout_as_empty,
-            threads: self.threads,
-        })
-    }
 }
 
 #[derive(clap::Args)]
@@ -81,163 +62,31 @@ pub struct SqlEvalArgs {
     quiet: bool,
 }
 
-pub fn run(args: SqlEvalArgs) -> Result<()> {
+pub fn run(args: SqlEvalArgs, root: Option<PathBuf>) -> Result<()> {
     let mode: ExMode = args.mode.parse().map_err(anyhow::Error::msg)?;
-    let mut golds = read_gold_file(&args.gold)?;
-    anyhow::ensure!(!golds.is_empty(), "{}: no gold queries", args.gold.display());
-    if let Some(levels) = &args.levels {
-        attach_levels(&mut golds, levels)?;
-    }
-    if let Some(path) = &args.questions {
-        let questions = harness_sql::data::load_questions(path)?;
-        anyhow::ensure!(
-            questions.len() == golds.len(),
-            "{}: {} questions for {} gold lines in {}",
-            path.display(),
-            questions.len(),
-            golds.len(),
-            args.gold.display()
-        );
-        for (g, q) in golds.iter_mut().zip(questions) {
-            anyhow::ensure!(g.db_id == q.db_id, "{}: question {} is on {}, gold line {} on {}", path.display(), q.index, q.db_id, g.index, g.db_id);
-            g.level = q.level;
-        }
-    }
-    let preds = read_prediction_file(&args.pred, golds.len())?;
-    let items: Vec<ExItem> = golds
-        .into_iter()
-        .zip(preds)
-        .map(|(g, p)| ExItem { index: g.index, db_id: g.db_id, gold_sql: g.gold_sql, pred_sql: p, level: g.level })
-        .collect();
-    let options = args.exec.options(mode)?;
-    let start = Instant::now();
-    let results = evaluate_with_progress(&items, &args.db_dir, &options, args.quiet)?;
-    let seconds = start.elapsed().as_secs_f64();
-    let order: Vec<&str> = harness_sql::SPIDER_LEVELS.iter().chain(harness_sql::BIRD_LEVELS).copied().collect();
-    let summary = summarize(&results, &order);
-
-    let run_id = paths::new_run_id(&format!("sql-eval-{}", mode.name()));
-    let out = args.out.clone().unwrap_or_else(|| paths::runs_dir().join(&run_id));
-    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    write_verdicts(&out.join("verdicts.tsv"), &results)?;
-    write_summary(&out.join("summary.tsv"), &summary)?;
-    let meta = serde_json::json!({
-        "run_id": run_id,
-        "command": std::env::args().collect::<Vec<_>>(),
-        "harness_version": env!("CARGO_PKG_VERSION"),
-        "gold": args.gold,
-        "pred": args.pred,
-        "db_dir": args.db_dir,
-        "mode": mode.name(),
-        "timeout_secs": args.exec.timeout_secs,
-        "max_rows": args.exec.max_rows,
-        "keep_distinct": args.exec.keep_distinct,
-        "paper_timeout_as_empty": args.exec.paper_timeout_as_empty,
-        "wall_seconds": seconds,
-        "execution_accuracy": summary.last().map(LevelSummary::accuracy),
-        "created": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    });
-    let meta_text = serde_json::to_string_pretty(&meta)?;
-    harness_core::io::write_atomically(&out.join("meta.json"), |w| w.write_all(meta_text.as_bytes()))?;
-    if !args.quiet {
-        print!("{}", format_summary(&summary, mode));
-        println!("{} questions in {seconds:.2}s; verdicts in {}", items.len(), out.join("verdicts.tsv").display());
-    }
-    Ok(())
-}
-
-/// Runs `evaluate` with a progress bar on standard error (hidden when `quiet`).
-pub fn evaluate_with_progress(items: &[ExItem], db_dir: &Path, options: &ExOptions, quiet: bool) -> Result<Vec<ExResult>> {
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(items.len() as u64) };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix} {bar:40} {pos}/{len} [{elapsed_precise}, eta {eta}]")
-            .expect("valid template"),
-    );
-    bar.set_prefix(format!("executing ({})", options.mode.name()));
-    let results = evaluate(items, db_dir, options, &|| bar.inc(1))?;
-    bar.finish_and_clear();
-    Ok(results)
-}
-
-fn clean(text: &str) -> String {
-    text.replace(['\t', '\n', '\r'], " ")
-}
-
-/// One line per question: index, db_id, level, verdict, gold rows, predicted rows, detail.
-pub fn write_verdicts(path: &Path, results: &[ExResult]) -> Result<()> {
-    harness_core::io::write_atomically(path, |w| {
-        writeln!(w, "index\tdb_id\tlevel\tverdict\tgold_rows\tpred_rows\tdetail")?;
-        for r in results {
-            let count = |n: Option<usize>| n.map(|n| n.to_string()).unwrap_or_default();
-            writeln!(
-                w,
-                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                r.index,
-                r.db_id,
-                r.level.as_deref().unwrap_or(""),
-                r.verdict.label(),
-                count(r.gold_rows),
-                count(r.pred_rows),
-                clean(&r.verdict.detail())
-            )?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
-const SUMMARY_HEADER: [&str; 7] = ["level", "questions", "scored", "correct", "not_runnable", "gold_failed", "execution_accuracy"];
-
-/// The cells of one summary row, in `SUMMARY_HEADER` order.
-fn summary_cells(s: &LevelSummary) -> [String; 7] {
-    [
-        s.level.clone(),
-        s.questions.to_string(),
-        s.scored.to_string(),
-        s.correct.to_string(),
-        s.not_runnable.to_string(),
-        s.gold_failed.to_string(),
-        format!("{:.4}", s.accuracy()),
-    ]
-}
-
-fn write_summary(path: &Path, summary: &[LevelSummary]) -> Result<()> {
-    harness_core::io::write_atomically(path, |w| {
-        writeln!(w, "{}", SUMMARY_HEADER.join("\t"))?;
-        for s in summary {
-            writeln!(w, "{}", summary_cells(s).join("\t"))?;
-        }
-        Ok(())
-    })?;
-    Ok(())
-}
-
-/// The summary as a small aligned table.
-pub fn format_summary(summary: &[LevelSummary], mode: ExMode) -> String {
-    let mut out = format!("execution accuracy ({} mode)\n", mode.name());
-    let line = |cells: &[String]| {
-        let mut text = format!("{:<10}", cells[0]);
-        for (cell, width) in cells[1..].iter().zip([9, 7, 8, 13, 12, 8]) {
-            text.push_str(&format!(" {cell:>width$}"));
-        }
-        text + "\n"
+    // Only the default output folder needs the workspace.
+    let out = match args.out {
+        Some(out) => out,
+        None => harness_bench::sql_exec::default_out(&crate::workspace(root)?.runs, &format!("sql-eval-{}", mode.name())),
     };
-    let header = ["level", "questions", "scored", "correct", "not-runnable", "gold-failed", "EX"].map(String::from);
-    out.push_str(&line(&header));
-    for s in summary {
-        out.push_str(&line(&summary_cells(s)));
+    let e = args.exec;
+    let job = SqlEvalJob {
+        gold: args.gold,
+        pred: args.pred,
+        db_dir: args.db_dir,
+        mode,
+        levels: args.levels,
+        questions: args.questions,
+        exec: ExecSettings { timeout_secs: e.timeout_secs, max_rows: e.max_rows, keep_distinct: e.keep_distinct, paper_timeout_as_empty: e.paper_timeout_as_empty, threads: e.threads },
+        out,
+    };
+    let bars = Bars::new(args.quiet);
+    let outcome = run_sql_eval(&job, &crate::invocation(), &bars)?;
+    if !args.quiet {
+        print!("{}", outcome.summary_text);
+        println!("{} questions in {:.2}s; verdicts in {}", outcome.questions, outcome.seconds, outcome.out.join("verdicts.tsv").display());
     }
-    let all = summary.last().expect("summary ends with 'all'");
-    if all.not_runnable > 0 {
-        out.push_str(&format!(
-            "{} questions are not runnable (missing databases) and are outside the accuracy; see verdicts.tsv\n",
-            all.not_runnable
-        ));
-    }
-    if all.gold_failed > 0 {
-        out.push_str(&format!("{} gold queries failed to execute and are not scored; see verdicts.tsv\n", all.gold_failed));
-    }
-    out
+    Ok(())
 }
 
 #[derive(clap::Args)]

@@ -56,11 +56,9 @@ pub fn default_kind(device: Device) -> Kind {
     if device.is_cuda() { Kind::BFloat16 } else { Kind::Float }
 }
 
-/// A loaded model folder.
-pub struct Policy {
-    pub dir: PathBuf,
-    pub vs: nn::VarStore,
-    pub model: CausalLm,
+/// The text side of a model folder: tokenizer, chat template and the ids that end a turn,
+/// loaded without the weights (cheap: what a trainer's environment needs beside the model).
+pub struct PolicyText {
     pub tokenizer: tokenizers::Tokenizer,
     pub template: ChatTemplate,
     /// Tokens that end a generation (config's eos ids plus the template's end-of-turn token).
@@ -68,13 +66,13 @@ pub struct Policy {
     pub pad_id: i64,
 }
 
-impl Policy {
-    /// Loads `dir` onto `device` with the device's default dtype.
-    pub fn load(dir: &Path, device: Device) -> Result<Policy, PolicyError> {
-        Self::load_as(dir, device, default_kind(device))
+impl PolicyText {
+    /// Reads config.json (for its eos ids), tokenizer.json and the chat template of `dir`.
+    pub fn load(dir: &Path) -> Result<PolicyText, PolicyError> {
+        Ok(Self::load_with_config(dir)?.0)
     }
 
-    pub fn load_as(dir: &Path, device: Device, kind: Kind) -> Result<Policy, PolicyError> {
+    fn load_with_config(dir: &Path) -> Result<(PolicyText, ModelConfig), PolicyError> {
         if !dir.is_dir() {
             return Err(PolicyError::Config(format!("model folder {} does not exist", dir.display())));
         }
@@ -85,12 +83,6 @@ impl Policy {
         let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| PolicyError::Format { path: tokenizer_path.clone(), cause: e.to_string() })?;
         let template = ChatTemplate::load(dir)?;
-        let mut vs = nn::VarStore::new(device);
-        let model = CausalLm::new(&vs.root(), config.clone());
-        model::load_weights(&mut vs, dir)?;
-        if kind != Kind::Float {
-            vs.set_kind(kind);
-        }
         let mut eos_ids = config.eos_token_id.as_ref().map(|e| e.to_vec()).unwrap_or_default();
         // Chat models end a turn with these even when config.json names another EOS.
         for end_of_turn in ["<|im_end|>", "<|eot_id|>"] {
@@ -104,7 +96,7 @@ impl Policy {
             return Err(PolicyError::Format { path: config_path, cause: "no eos_token_id and no known end-of-turn token".into() });
         }
         let pad_id = eos_ids[0];
-        Ok(Policy { dir: dir.to_path_buf(), vs, model, tokenizer, template, eos_ids, pad_id })
+        Ok((PolicyText { tokenizer, template, eos_ids, pad_id }, config))
     }
 
     /// Token ids of `text` as written (special tokens in the text are recognised, no BOS added:
@@ -124,16 +116,58 @@ impl Policy {
     pub fn chat_prompt(&self, messages: &[Message]) -> Result<String, PolicyError> {
         self.template.render(messages, true).map_err(|e| PolicyError::Config(format!("chat template: {e}")))
     }
+}
+
+/// A loaded model folder: the weights and the text side.
+pub struct Policy {
+    pub dir: PathBuf,
+    pub vs: nn::VarStore,
+    pub model: CausalLm,
+    pub text: PolicyText,
+}
+
+impl Policy {
+    /// Loads `dir` onto `device` with the device's default dtype.
+    pub fn load(dir: &Path, device: Device) -> Result<Policy, PolicyError> {
+        Self::load_as(dir, device, default_kind(device))
+    }
+
+    pub fn load_as(dir: &Path, device: Device, kind: Kind) -> Result<Policy, PolicyError> {
+        let (text, config) = PolicyText::load_with_config(dir)?;
+        let mut vs = nn::VarStore::new(device);
+        let model = CausalLm::new(&vs.root(), config);
+        model::load_weights(&mut vs, dir)?;
+        if kind != Kind::Float {
+            vs.set_kind(kind);
+        }
+        Ok(Policy { dir: dir.to_path_buf(), vs, model, text })
+    }
+
+    /// See [`PolicyText::encode`].
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>, PolicyError> {
+        self.text.encode(text)
+    }
+
+    /// See [`PolicyText::decode`].
+    pub fn decode(&self, ids: &[i64]) -> String {
+        self.text.decode(ids)
+    }
+
+    /// See [`PolicyText::chat_prompt`].
+    pub fn chat_prompt(&self, messages: &[Message]) -> Result<String, PolicyError> {
+        self.text.chat_prompt(messages)
+    }
 
     /// Generates from prompt texts; returns each generation with its decoded text (cut before a
     /// stop string, EOS token not included).
     pub fn generate_texts(&self, prompts: &[String], params: &SamplingParams) -> Result<Vec<(String, Generation)>, PolicyError> {
         let ids = prompts.iter().map(|p| self.encode(p)).collect::<Result<Vec<_>, _>>()?;
-        let gens = generate(&self.model, &ids, &self.eos_ids, self.pad_id, params, &|t| self.decode(t));
+        let eos = &self.text.eos_ids;
+        let gens = generate(&self.model, &ids, eos, self.text.pad_id, params, &|t| self.decode(t));
         Ok(gens
             .into_iter()
             .map(|g| {
-                let body: Vec<i64> = g.token_ids.iter().copied().filter(|t| !self.eos_ids.contains(t)).collect();
+                let body: Vec<i64> = g.token_ids.iter().copied().filter(|t| !eos.contains(t)).collect();
                 let mut text = self.decode(&body);
                 if g.finish == Finish::Stop {
                     if let Some(cut) = params.stop_strings.iter().filter_map(|s| text.find(s.as_str())).min() {

@@ -73,7 +73,7 @@ fn kv_cache_decoding_equals_full_recomputation_in_a_padded_batch() {
     let prompts = ["The capital of France is", "List three prime numbers:", "SELECT name FROM"];
     let ids: Vec<Vec<i64>> = prompts.iter().map(|t| p.encode(t).unwrap()).collect();
     let params = SamplingParams { max_new_tokens: 12, ..Default::default() };
-    let batched = harness_policy::generate(&p.model, &ids, &[], p.pad_id, &params, &|_| String::new());
+    let batched = harness_policy::generate(&p.model, &ids, &[], p.text.pad_id, &params, &|_| String::new());
     for (prompt, gen) in ids.iter().zip(&batched) {
         // Full recomputation: the whole sequence through the model at every step, no cache.
         let mut seq = prompt.clone();

@@ -50,7 +50,7 @@ fn sharded_qwen2_loads_and_cached_decoding_equals_recomputation() {
     assert!(policy.model.config.qkv_bias());
     let prompts = [policy.encode("hello there").unwrap(), policy.encode("a longer prompt with more words in it").unwrap()];
     let params = SamplingParams { max_new_tokens: 10, ..Default::default() };
-    let cached = harness_policy::generate(&policy.model, &prompts, &[], policy.pad_id, &params, &|_| String::new());
+    let cached = harness_policy::generate(&policy.model, &prompts, &[], policy.text.pad_id, &params, &|_| String::new());
     for (prompt, gen) in prompts.iter().zip(&cached) {
         let mut seq = prompt.clone();
         for &tok in &gen.token_ids {

@@ -4,7 +4,14 @@
 //! surrogate, the clipped value loss, an entropy bonus; GRPO's group-normalised outcome
 //! advantage as the critic-free option. Every function takes `[batch, response_len]` tensors
 //! and a 0/1 response mask of the same shape.
+mod batch;
+mod checkpoint;
+mod config;
+mod error;
+mod optim;
 pub mod trainer;
+
+pub use error::RlError;
 
 use tch::{Kind, Tensor};
 

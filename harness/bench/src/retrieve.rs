@@ -1,7 +1,7 @@
 //! Runs one retriever over a dataset's corpus for a list of query texts, timing index
 //! building and search separately. Retrievers: `bm25`, `dense[:MODEL]` (exact dot product),
 //! `hnsw[:MODEL]` (approximate), MODEL being a folder with model.onnx and tokenizer.json or
-//! `minilm` (the setup's all-MiniLM-L6-v2 int8, the default).
+//! `minilm` (the workspace's all-MiniLM-L6-v2 int8, the default).
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -11,8 +11,6 @@ use harness_retrieval::dense::{passage_embeddings, Encoder, HnswIndex, HnswParam
 use harness_retrieval::rm3::{self, Rm3Settings};
 use harness_retrieval::{Bm25Index, Bm25Params, DocFields, Document, IndexSettings};
 
-use crate::paths;
-
 /// Which retriever, with its settings.
 #[derive(Debug, Clone)]
 pub enum RetrieverSpec {
@@ -20,23 +18,16 @@ pub enum RetrieverSpec {
     Dense { model: PathBuf, hnsw: Option<HnswParams> },
 }
 
-/// The setup's default encoder folder.
-pub fn default_model_dir() -> PathBuf {
-    std::env::var_os("HARNESS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| paths::repo_root().join(".deps").join("models"))
-        .join("all-minilm-l6-v2-int8")
-}
-
 impl RetrieverSpec {
-    /// Parses `bm25`, `dense[:MODEL]` or `hnsw[:MODEL]`.
-    pub fn parse(s: &str, bm25: Bm25Params, fields: DocFields, hnsw: HnswParams) -> Result<Self> {
+    /// Parses `bm25`, `dense[:MODEL]` or `hnsw[:MODEL]`; `minilm` or no MODEL is
+    /// `default_encoder`.
+    pub fn parse(s: &str, bm25: Bm25Params, fields: DocFields, hnsw: HnswParams, default_encoder: &std::path::Path) -> Result<Self> {
         let (kind, model) = match s.split_once(':') {
             Some((k, m)) => (k, Some(m)),
             None => (s, None),
         };
         let model_dir = || match model {
-            None | Some("minilm") => default_model_dir(),
+            None | Some("minilm") => default_encoder.to_path_buf(),
             Some(path) => PathBuf::from(path),
         };
         Ok(match kind {

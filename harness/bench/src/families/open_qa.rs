@@ -7,18 +7,19 @@ use std::io::{BufRead, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use harness_core::answers::{dpr_tokens, has_answer_tokens};
+use harness_core::answers::dpr_tokens;
 use harness_core::{Query, Run, ScoredDoc};
 use harness_datasets::registry::resolve_data_file;
 use harness_datasets::{Card, Registry};
 use harness_report::ResultRow;
-use harness_retrieval::{Bm25Index, Bm25Params, DocFields, Document, IndexSettings};
+use harness_retrieval::{Bm25Index, DocFields, Document, IndexSettings};
 use sha2::{Digest, Sha256};
 
-use crate::eval::{EvalArgs, EvalOutcome};
-use crate::paths;
+use super::{first_answer_rank, hit_rates};
+use crate::{methods, Bench, CellOutcome, CellSpec, RunDir};
 
-/// Environment variable naming the DPR passages file when not under the dataset's folder.
+/// The environment variable the CLI reads for the DPR passages file when `--passages` is not
+/// given (named here for error messages; this crate never reads the environment).
 pub const PASSAGES_ENV: &str = "HARNESS_DPR_PASSAGES";
 
 /// One question with its answer strings.
@@ -103,14 +104,13 @@ fn fingerprint(path: &Path) -> Result<String> {
     Ok(format!("dpr-{}", hex::encode(&h.finalize()[..12])))
 }
 
-fn locate(card: &Card, registry: &Registry, args: &EvalArgs) -> Result<(PathBuf, PathBuf)> {
+fn locate(card: &Card, registry: &Registry, spec: &CellSpec) -> Result<(PathBuf, PathBuf)> {
     let dir = registry.dataset_dir(card);
     let questions_name = card.files.get("questions").with_context(|| format!("card '{}' names no questions file", card.name))?;
     let questions = resolve_data_file(&dir, questions_name).with_context(|| format!("questions of '{}' missing: {}", card.name, dir.join(questions_name).display()))?;
-    let passages = match (&args.passages, std::env::var_os(PASSAGES_ENV)) {
-        (Some(p), _) => p.clone(),
-        (None, Some(p)) => PathBuf::from(p),
-        (None, None) => card
+    let passages = match &spec.passages {
+        Some(p) => p.clone(),
+        None => card
             .files
             .get("passages")
             .and_then(|name| resolve_data_file(&dir, name))
@@ -122,34 +122,25 @@ fn locate(card: &Card, registry: &Registry, args: &EvalArgs) -> Result<(PathBuf,
     Ok((questions, passages))
 }
 
-pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutcome> {
-    let (questions_path, passages_path) = locate(card, registry, args)?;
+pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
+    let (questions_path, passages_path) = locate(card, &bench.registry, spec)?;
     let questions = read_questions(&questions_path)?;
-    let context = harness_baselines::MethodContext {
-        dataset: card.name.clone(),
-        retriever_kind: "sparse".into(),
-        device: args.device.clone(),
-        llm: crate::eval::llm_settings(args),
-        cache_dir: paths::cache_dir(),
-        task: Some(std::sync::Arc::new(|q: &Query| harness_baselines::Task::Evidence { corpus: "Wikipedia".into(), question: q.text.clone() })),
-    };
-    let mut method = harness_baselines::build(&args.method, &context)?;
+    let mut method = methods::build(bench, spec, methods::query_task(card, "sparse")?)?;
     let queries: Vec<Query> = questions.iter().map(|q| Query { id: q.id.clone(), text: q.text.clone() }).collect();
     let method_start = std::time::Instant::now();
     let rewrites = method.rewrite(&queries)?;
     let method_seconds = method_start.elapsed().as_secs_f64();
 
-    let defaults = card.bm25.map(|d| (d.k1, d.b)).unwrap_or((0.9, 0.4));
-    let params = Bm25Params { k1: args.bm25_k1.unwrap_or(defaults.0), b: args.bm25_b.unwrap_or(defaults.1) };
+    let params = super::beir::bm25_params(spec, card);
     let index_start = std::time::Instant::now();
     let key = fingerprint(&passages_path)?;
-    let index = Bm25Index::open_or_build(&paths::cache_dir(), &key, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
+    let index = Bm25Index::open_or_build(&bench.workspace.cache, &key, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
         let docs = passages(&passages_path).map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(format!("{e:#}")))?;
         Ok((0, docs.map(|d| d.map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(format!("{e:#}"))))))
     })?;
     let index_seconds = index_start.elapsed().as_secs_f64();
 
-    let depth = args.depth.unwrap_or(card.depth);
+    let depth = spec.depth.unwrap_or(card.depth);
     let search_start = std::time::Instant::now();
     let mut searcher = index.searcher();
     let mut run = Run::new();
@@ -171,25 +162,23 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         }
     }
     let mut depths: Vec<usize> = Vec::new();
-    let specs = if args.measures.is_empty() { card.measures.clone() } else { args.measures.clone() };
-    for spec in &specs {
-        let ks = spec.strip_prefix("hit.").with_context(|| format!("measure '{spec}': open-QA datasets report hit.K only"))?;
+    for m in if spec.measures.is_empty() { &card.measures } else { &spec.measures } {
+        let ks = m.strip_prefix("hit.").with_context(|| format!("measure '{m}': open-QA datasets report hit.K only"))?;
         for k in ks.split(',') {
-            depths.push(k.trim().parse().with_context(|| format!("measure '{spec}': hit.K needs whole numbers"))?);
+            depths.push(k.trim().parse().with_context(|| format!("measure '{m}': hit.K needs whole numbers"))?);
         }
     }
-    let mut first_ranks = Vec::with_capacity(questions.len());
-    for q in &questions {
-        let wanted: Vec<Vec<String>> = q.answers.iter().map(|a| dpr_tokens(a)).collect();
-        let ranked = run.by_query.get(&q.id).map(|d| harness_core::trec_eval::sorted_like_trec_eval(d)).unwrap_or_default();
-        let rank = ranked.iter().position(|d| texts.get(&d.doc_id).is_some_and(|t| has_answer_tokens(t, &wanted))).map(|i| i + 1);
-        first_ranks.push(rank);
-    }
-    let metrics = crate::eval::hit_rates(&first_ranks, &depths);
+    let first_ranks: Vec<Option<usize>> = questions
+        .iter()
+        .map(|q| {
+            let wanted: Vec<Vec<String>> = q.answers.iter().map(|a| dpr_tokens(a)).collect();
+            let ranked = run.by_query.get(&q.id).map(|d| harness_core::trec_eval::sorted_like_trec_eval(d)).unwrap_or_default();
+            first_answer_rank(ranked.iter().map(|d| d.doc_id.as_str()), &texts, &wanted)
+        })
+        .collect();
+    let metrics = hit_rates(&first_ranks, &depths);
 
-    let run_id = paths::new_run_id(&format!("{}-dpr-bm25-{}", card.name, args.method));
-    let run_dir = args.out.clone().unwrap_or_else(|| paths::runs_dir().join(&run_id));
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-dpr-bm25-{}", card.name, spec.method), spec.out.as_deref())?;
     let row = ResultRow {
         dataset: card.name.clone(),
         split: "test".into(),
@@ -199,31 +188,25 @@ pub fn run(args: &EvalArgs, registry: &Registry, card: &Card) -> Result<EvalOutc
         num_queries: questions.len(),
         wall_seconds: search_seconds,
         source: "measured".into(),
-        run_id: run_id.clone(),
+        run_id: dir.id.clone(),
     };
-    let table = crate::eval::write_cell(&run_dir, &row, &run)?;
-    crate::eval::write_jsonl(&run_dir.join("rewrites.jsonl"), &method.generations())?;
-    let meta = serde_json::json!({
-        "run_id": run_id,
-        "command": std::env::args().collect::<Vec<_>>(),
-        "dataset": card.name,
-        "questions": questions_path,
-        "passages": passages_path,
-        "passages_fingerprint": key,
-        "passages_indexed": index.num_docs(),
-        "hit": "first retrieved passage whose text (title not searched) contains an answer, Pyserini DPR has_answers semantics; all questions averaged",
-        "method": method.name(),
-        "method_report": method.report(),
-        "method_seconds": method_seconds,
-        "depth": depth,
-        "timings": {"index_seconds": index_seconds, "search_seconds": search_seconds},
-        "created": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-    });
-    let meta_text = serde_json::to_string_pretty(&meta)?;
-    harness_core::io::write_atomically(&run_dir.join("meta.json"), |w| w.write_all(meta_text.as_bytes()))?;
-    if !args.quiet {
-        println!("{}", harness_report::display(&table));
-        println!("run written to {}", run_dir.display());
-    }
-    Ok(EvalOutcome { row, run_dir })
+    let table = dir.write_cell(&row, Some(&run))?;
+    dir.write_jsonl("rewrites.jsonl", &method.generations())?;
+    dir.write_meta(
+        &bench.invocation,
+        serde_json::json!({
+            "dataset": card.name,
+            "questions": questions_path,
+            "passages": passages_path,
+            "passages_fingerprint": key,
+            "passages_indexed": index.num_docs(),
+            "hit": "first retrieved passage whose text (title not searched) contains an answer, Pyserini DPR has_answers semantics; all questions averaged",
+            "method": method.name(),
+            "method_report": method.report(),
+            "method_seconds": method_seconds,
+            "depth": depth,
+            "timings": {"index_seconds": index_seconds, "search_seconds": search_seconds},
+        }),
+    )?;
+    Ok(CellOutcome { row, table, run_dir: dir.path, notes: Vec::new() })
 }

@@ -1,0 +1,63 @@
+//! The task families, one module each: how a cell of that family turns a spec into a run.
+//! `beir` (classic IR, and evidence-seeking over a BEIR-layout corpus), `literature` (review
+//! tasks on an engine), `open_qa` (DPR passages supplied by the user), `sql` (execution
+//! accuracy).
+pub mod beir;
+pub mod literature;
+pub mod open_qa;
+pub mod sql;
+
+use anyhow::{Context, Result};
+use harness_core::Measure;
+
+/// Measures asked for (the spec's, else the card's), split into trec_eval measures and
+/// answer-containment depths (`hit.K,...`).
+pub(crate) fn parse_measures(specs: &[String]) -> Result<(Vec<Measure>, Vec<usize>)> {
+    let mut measures = Vec::new();
+    let mut hit_depths = Vec::new();
+    for spec in specs {
+        match spec.strip_prefix("hit.") {
+            Some(ks) => {
+                for k in ks.split(',') {
+                    hit_depths.push(k.trim().parse::<usize>().with_context(|| format!("measure '{spec}': hit.K needs whole numbers"))?);
+                }
+            }
+            None => measures.extend(Measure::parse_list(spec)?),
+        }
+    }
+    Ok((measures, hit_depths))
+}
+
+/// `measures` without repeats, in the order asked (table columns follow that order; trec_eval's
+/// order is for its own output format only).
+pub(crate) fn distinct(measures: &[Measure]) -> Vec<Measure> {
+    measures.iter().fold(Vec::new(), |mut seen, m| {
+        if !seen.contains(m) {
+            seen.push(*m);
+        }
+        seen
+    })
+}
+
+/// `hit_K` for each depth: the share of questions whose first answer-bearing passage ranks
+/// within K (a question without one counts as a miss).
+pub fn hit_rates(first_ranks: &[Option<usize>], depths: &[usize]) -> Vec<(String, f64)> {
+    let n = first_ranks.len().max(1) as f64;
+    depths.iter().map(|&k| (format!("hit_{k}"), first_ranks.iter().filter(|r| r.is_some_and(|r| r <= k)).count() as f64 / n)).collect()
+}
+
+/// The rank (from 1) of the first document of `ranked` whose passage tokens hold an answer;
+/// none for a question without answers.
+pub(crate) fn first_answer_rank<'d>(
+    ranked: impl IntoIterator<Item = &'d str>,
+    passages: &std::collections::HashMap<String, Vec<String>>,
+    answers: &[Vec<String>],
+) -> Option<usize> {
+    if answers.is_empty() {
+        return None;
+    }
+    ranked
+        .into_iter()
+        .position(|doc| passages.get(doc).is_some_and(|t| harness_core::answers::has_answer_tokens(t, answers)))
+        .map(|i| i + 1)
+}

@@ -1,0 +1,158 @@
+//! `regress`: reruns the fast reference cells (`results/reference/regress.toml`) and compares
+//! every metric with the committed reference table under a per-metric tolerance; or, with
+//! `update`, rewrites the references from this run.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use polars::prelude::*;
+use serde::Deserialize;
+
+use crate::spec::reject_unknown;
+use crate::{run_cell, Bench, CellSpec, RunDir};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    /// Absolute tolerance per metric column (`default` for the rest).
+    tolerance: BTreeMap<String, f64>,
+    check: Vec<Check>,
+}
+
+/// One check: a cell (flattened [`CellSpec`]) and its one-row reference table.
+#[derive(Deserialize)]
+struct Check {
+    name: String,
+    /// Reference table (a one-row results CSV) relative to the reference folder.
+    reference: String,
+    #[serde(flatten)]
+    spec: CellSpec,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+/// Columns of a results table that are not metrics (timings vary run to run).
+const NOT_METRICS: [&str; 8] = ["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id"];
+
+/// Metric columns and values of a one-row results table.
+fn metrics_of(csv: &Path) -> Result<Vec<(String, f64)>> {
+    let df = harness_report::read_csv(csv).with_context(|| format!("reading {}", csv.display()))?;
+    if df.height() != 1 {
+        bail!("{}: expected one row, found {}", csv.display(), df.height());
+    }
+    let mut out = Vec::new();
+    for column in df.columns() {
+        let name = column.name().to_string();
+        if NOT_METRICS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = column.cast(&DataType::Float64).ok().and_then(|c| c.f64().ok().and_then(|v| v.get(0)));
+        match value {
+            Some(v) => out.push((name, v)),
+            None => bail!("{}: column {name} is not a number", csv.display()),
+        }
+    }
+    Ok(out)
+}
+
+/// What to run and compare.
+#[derive(Debug, Clone, Default)]
+pub struct RegressJob {
+    /// The checks file (default: `<reference>/regress.toml`).
+    pub spec: Option<PathBuf>,
+    /// Folder of the reference tables (default: the checks file's folder).
+    pub reference_dir: Option<PathBuf>,
+    /// Write this run's values as the new references instead of comparing.
+    pub update: bool,
+    /// Only the checks whose name contains this text.
+    pub only: Option<String>,
+    pub out: Option<PathBuf>,
+}
+
+/// The comparison: one line per (check, metric).
+pub struct RegressReport {
+    /// check, metric, reference, measured, tolerance, status.
+    pub table: DataFrame,
+    pub compared: usize,
+    pub failed: usize,
+    pub out: PathBuf,
+}
+
+struct Line {
+    check: String,
+    metric: String,
+    reference: Option<f64>,
+    measured: Option<f64>,
+    tolerance: f64,
+    status: String,
+}
+
+impl Line {
+    fn whole(check: &str, metric: &str, status: String) -> Line {
+        Line { check: check.into(), metric: metric.into(), reference: None, measured: None, tolerance: 0.0, status }
+    }
+}
+
+pub fn regress(bench: &Bench, job: &RegressJob) -> Result<RegressReport> {
+    let spec_path = job.spec.clone().unwrap_or_else(|| bench.workspace.reference.join("regress.toml"));
+    let text = std::fs::read_to_string(&spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
+    let spec: Spec = toml::from_str(&text).with_context(|| format!("{}", spec_path.display()))?;
+    for check in &spec.check {
+        reject_unknown(&format!("{}: check {}", spec_path.display(), check.name), &check.unknown)?;
+    }
+    let reference_dir = job.reference_dir.clone().unwrap_or_else(|| spec_path.parent().map(Path::to_path_buf).unwrap_or_default());
+    let default_tolerance = *spec.tolerance.get("default").context("regress.toml: [tolerance] needs a `default`")?;
+    let dir = RunDir::create(&bench.workspace.runs, "regress", job.out.as_deref())?;
+
+    let mut lines = Vec::new();
+    for check in spec.check.iter().filter(|c| job.only.as_ref().is_none_or(|o| c.name.contains(o.as_str()))) {
+        let cell = CellSpec { out: Some(dir.path.join(&check.name)), ..check.spec.clone() };
+        let reference_path = reference_dir.join(&check.reference);
+        let outcome = match run_cell(bench, &cell) {
+            Ok(o) => o,
+            Err(e) => {
+                lines.push(Line::whole(&check.name, "(run)", format!("FAILED to run: {e:#}")));
+                continue;
+            }
+        };
+        let measured_csv = outcome.run_dir.join("table.csv");
+        if job.update {
+            let body = std::fs::read(&measured_csv).with_context(|| format!("reading {}", measured_csv.display()))?;
+            harness_core::io::write_atomically(&reference_path, |w| w.write_all(&body))?;
+            lines.push(Line::whole(&check.name, "(all)", format!("updated {}", reference_path.display())));
+            continue;
+        }
+        if !reference_path.is_file() {
+            let why = format!("FAILED: no reference table {} (write it with `harness regress --update`)", reference_path.display());
+            lines.push(Line::whole(&check.name, "(reference)", why));
+            continue;
+        }
+        let measured: BTreeMap<String, f64> = metrics_of(&measured_csv)?.into_iter().collect();
+        for (metric, want) in metrics_of(&reference_path)? {
+            let tolerance = spec.tolerance.get(&metric).copied().unwrap_or(default_tolerance);
+            let got = measured.get(&metric).copied();
+            let status = match got {
+                None => "FAILED: not measured".to_string(),
+                Some(v) if (v - want).abs() <= tolerance => "ok".to_string(),
+                Some(v) => format!("FAILED: off by {:+.6}", v - want),
+            };
+            lines.push(Line { check: check.name.clone(), metric, reference: Some(want), measured: got, tolerance, status });
+        }
+    }
+    if lines.is_empty() {
+        bail!("no checks selected");
+    }
+
+    let table = DataFrame::new_infer_height(vec![
+        Column::new("check".into(), lines.iter().map(|l| l.check.clone()).collect::<Vec<_>>()),
+        Column::new("metric".into(), lines.iter().map(|l| l.metric.clone()).collect::<Vec<_>>()),
+        Column::new("reference".into(), lines.iter().map(|l| l.reference).collect::<Vec<_>>()),
+        Column::new("measured".into(), lines.iter().map(|l| l.measured).collect::<Vec<_>>()),
+        Column::new("tolerance".into(), lines.iter().map(|l| l.tolerance).collect::<Vec<_>>()),
+        Column::new("status".into(), lines.iter().map(|l| l.status.clone()).collect::<Vec<_>>()),
+    ])?;
+    harness_report::write_all_formats(&table, &dir.path, "regress")?;
+    let failed = lines.iter().filter(|l| l.status.starts_with("FAILED")).count();
+    Ok(RegressReport { table, compared: lines.len(), failed, out: dir.path })
+}
+

@@ -1,0 +1,358 @@
+//! `reproduce --table N`: the paper's numbers beside every cell this build can run.
+//!
+//! A table is a TOML spec (`results/tables/tableN.toml`): the paper's rows (with their source)
+//! and the cells to run. Every paper cell we cannot run says why. Outputs, in long format (one
+//! value per row): `table.*`, `side_by_side.*` (paper and ours per column) and `chart.svg`, with
+//! the run folders of the measured cells beside them.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use polars::prelude::DataFrame;
+use serde::Deserialize;
+
+use crate::run_dir::safe_name;
+use crate::spec::reject_unknown;
+use crate::{run_cell, Bench, CellSpec, Invocation, RunDir};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Spec {
+    table: u32,
+    title: String,
+    metric: String,
+    paper_source: String,
+    columns: Vec<String>,
+    /// Why the paper's own setting cannot run here (data, engines), said with every paper row.
+    #[serde(default)]
+    not_run_context: String,
+    #[serde(default)]
+    row: Vec<PaperRow>,
+    #[serde(default)]
+    cell: Vec<Cell>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaperRow {
+    model: String,
+    method_kind: String,
+    paper: BTreeMap<String, f64>,
+    /// Where this row's numbers come from when not the table's `paper_source`.
+    #[serde(default)]
+    source: Option<String>,
+}
+
+/// A measured cell of a table: what it shows and where, plus the eval settings (a flattened
+/// [`CellSpec`]).
+#[derive(Deserialize)]
+struct Cell {
+    label: String,
+    /// The measure shown (also the cell's only measure unless `measures` is given).
+    measure: String,
+    /// Factor from the measure to the table's unit (100 for percentages).
+    #[serde(default = "one")]
+    scale: f64,
+    /// The paper row and column this cell stands beside (same task, our setting).
+    #[serde(default)]
+    paper_row: Option<String>,
+    #[serde(default)]
+    paper_column: Option<String>,
+    /// An environment variable the cell needs (an API endpoint); without it the cell says so.
+    #[serde(default)]
+    requires_env: Option<String>,
+    #[serde(default)]
+    reference: Option<f64>,
+    #[serde(default)]
+    reference_source: Option<String>,
+    #[serde(flatten)]
+    spec: CellSpec,
+    #[serde(flatten)]
+    unknown: BTreeMap<String, toml::Value>,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// Why a paper cell is not re-run here, by what it needs. `context` is the table's own reason
+/// (the paper's data and engines).
+fn not_run_reason(kind: &str, context: &str, invocation: &Invocation) -> String {
+    let what = match kind {
+        "original" => "needs the paper's setting".to_string(),
+        "api" => format!(
+            "needs an OpenAI-compatible endpoint ({}) for `--method api:MODEL`; {}",
+            harness_baselines::api::BASE_URL_ENV,
+            if invocation.configured.contains(harness_baselines::api::BASE_URL_ENV) { "one is configured, but the paper's setting is also needed" } else { "none is configured here" }
+        ),
+        "llm" => "needs this model's weights (not shipped; `--method llm:DIR` runs any local model folder)".to_string(),
+        "checkpoint" => "needs the paper's trained checkpoint (not shipped; `--method checkpoint:DIR` runs any checkpoint)".to_string(),
+        _ => "an external system; not re-run here".to_string(),
+    };
+    if context.is_empty() { what } else { format!("{what}; {context}") }
+}
+
+/// One line of the long-format reproduction table.
+struct LongRow {
+    section: String,
+    dataset: String,
+    system: String,
+    metric: String,
+    value: Option<f64>,
+    source: String,
+    note: String,
+}
+
+fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::*;
+    let s = |f: &dyn Fn(&LongRow) -> String| rows.iter().map(f).collect::<Vec<_>>();
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("section".into(), s(&|r| r.section.clone())),
+        Column::new("dataset".into(), s(&|r| r.dataset.clone())),
+        Column::new("system".into(), s(&|r| r.system.clone())),
+        Column::new("metric".into(), s(&|r| r.metric.clone())),
+        Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
+        Column::new("source".into(), s(&|r| r.source.clone())),
+        Column::new("note".into(), s(&|r| r.note.clone())),
+    ])?)
+}
+
+/// Paper rows (and their columns) that one reason holds for.
+pub struct NotRun {
+    pub reason: String,
+    /// (paper row, its columns).
+    pub rows: Vec<(String, Vec<String>)>,
+}
+
+/// One of our cells as the table shows it.
+pub struct OurCell {
+    pub value: Option<f64>,
+    pub metric: String,
+    /// `measured (run ID)` or `not run`.
+    pub source: String,
+    pub note: String,
+}
+
+/// A reproduced table.
+pub struct Reproduction {
+    pub table: u32,
+    pub title: String,
+    pub paper_source: String,
+    /// Long format: section, dataset, system, metric, value, source, note.
+    pub long: DataFrame,
+    /// One line per paper row with paper and ours per column, then our other cells.
+    pub side_by_side: DataFrame,
+    pub not_run: Vec<NotRun>,
+    pub ours: Vec<OurCell>,
+    pub out: PathBuf,
+}
+
+impl Reproduction {
+    /// The side-by-side table without its notes and without columns nothing fills (for showing;
+    /// the notes are in `not_run` and `ours`).
+    pub fn shown(&self) -> Result<DataFrame> {
+        let mut shown = self.side_by_side.drop("note")?;
+        let empty: Vec<String> = shown.columns().iter().filter(|c| c.null_count() == c.len()).map(|c| c.name().to_string()).collect();
+        for name in empty {
+            shown = shown.drop(&name)?;
+        }
+        Ok(shown)
+    }
+}
+
+/// The spec of table `n` in the workspace.
+pub fn spec_path(bench: &Bench, n: u32) -> PathBuf {
+    bench.workspace.tables.join(format!("table{n}.toml"))
+}
+
+/// Runs the table spec at `spec_path`; outputs go to `out` or a new run folder.
+pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::path::Path>) -> Result<Reproduction> {
+    let text = std::fs::read_to_string(spec_path).with_context(|| format!("no table spec at {}", spec_path.display()))?;
+    let spec: Spec = toml::from_str(&text).with_context(|| format!("{}", spec_path.display()))?;
+    for (i, cell) in spec.cell.iter().enumerate() {
+        reject_unknown(&format!("{}: cell {} ({})", spec_path.display(), i + 1, cell.label), &cell.unknown)?;
+    }
+    let dir = RunDir::create(&bench.workspace.runs, &format!("table{}", spec.table), out)?;
+    let out = dir.path;
+
+    // Measured cells first, so that paper rows can say which of them stand beside them.
+    let mut measured = Vec::new();
+    for (i, cell) in spec.cell.iter().enumerate() {
+        let mut cell_spec = CellSpec {
+            out: Some(out.join("cells").join(format!("{i:02}-{}", safe_name(&format!("{}-{}", cell.spec.dataset, cell.spec.method))))),
+            ..cell.spec.clone()
+        };
+        if cell_spec.measures.is_empty() {
+            cell_spec.measures = vec![cell.measure.clone()];
+        }
+        let missing_env = cell.requires_env.as_ref().filter(|v| !bench.invocation.configured.contains(v.as_str()));
+        let result = match missing_env {
+            Some(var) => Err(anyhow!("not configured: set {var} to run this cell")),
+            None => run_cell(bench, &cell_spec).and_then(|outcome| {
+                // The cell's measure by name (trec_eval's `ndcg_cut.10` is the column `ndcg_cut_10`);
+                // a measure the cell did not produce is an error, never another number.
+                let wanted = cell.measure.replace('.', "_");
+                let value = outcome.row.metrics.iter().find(|(name, _)| *name == wanted).map(|(_, v)| *v * cell.scale).ok_or_else(|| {
+                    let have: Vec<&str> = outcome.row.metrics.iter().map(|(n, _)| n.as_str()).collect();
+                    anyhow!("measure '{}' is not among the cell's metrics ({})", cell.measure, have.join(", "))
+                })?;
+                Ok((outcome, value))
+            }),
+        };
+        let (value, source, note, dataset) = match result {
+            Ok((outcome, v)) => {
+                let reference = match cell.reference {
+                    Some(r) => format!("; reference {r:.4} ({}), difference {:+.4}", cell.reference_source.as_deref().unwrap_or("no source given"), v - r),
+                    None => String::new(),
+                };
+                (
+                    Some(v),
+                    format!("measured (run {})", outcome.row.run_id),
+                    format!("{}; {} queries in {:.3}s{reference}; files: {}", cell.label, outcome.row.num_queries, outcome.row.wall_seconds, outcome.run_dir.display()),
+                    format!("{}/{}", outcome.row.dataset, outcome.row.split),
+                )
+            }
+            Err(e) => (None, "not run".into(), format!("{}: {e:#}", cell.label), cell.spec.dataset.clone()),
+        };
+        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note }));
+    }
+
+    let mut rows = Vec::new();
+    for r in &spec.row {
+        for col in &spec.columns {
+            let beside: Vec<&LongRow> = measured
+                .iter()
+                .filter(|(c, _)| c.paper_row.as_deref() == Some(r.model.as_str()) && c.paper_column.as_deref() == Some(col.as_str()))
+                .map(|(_, row)| row)
+                .collect();
+            let note = if beside.is_empty() {
+                format!("ours: not run — {}", not_run_reason(&r.method_kind, &spec.not_run_context, &bench.invocation))
+            } else if beside.iter().all(|b| b.value.is_none()) {
+                format!("ours: not run — {}", beside.iter().map(|b| b.note.as_str()).collect::<Vec<_>>().join("; "))
+            } else {
+                format!("ours: {}", beside.iter().map(|b| b.system.as_str()).collect::<Vec<_>>().join("; "))
+            };
+            rows.push(LongRow {
+                section: "paper".into(),
+                dataset: col.clone(),
+                system: r.model.clone(),
+                metric: spec.metric.clone(),
+                value: r.paper.get(col).copied(),
+                source: format!("paper ({})", r.source.as_deref().unwrap_or(&spec.paper_source)),
+                note,
+            });
+        }
+    }
+    let side = side_by_side(&spec, &measured, &bench.invocation)?;
+    rows.extend(measured.into_iter().map(|(_, row)| row));
+
+    let long = frame(&rows)?;
+    harness_report::write_all_formats(&long, &out, "table")?;
+    harness_report::write_all_formats(&side, &out, "side_by_side")?;
+    chart(&spec, &rows, &out.join("chart.svg"))?;
+
+    // Reasons once each, with the rows (and their columns) they hold for.
+    let mut not_run: Vec<NotRun> = Vec::new();
+    for r in rows.iter().filter(|r| r.section == "paper") {
+        if let Some(reason) = r.note.strip_prefix("ours: not run — ") {
+            let index = match not_run.iter().position(|n| n.reason == reason) {
+                Some(i) => i,
+                None => {
+                    not_run.push(NotRun { reason: reason.to_string(), rows: Vec::new() });
+                    not_run.len() - 1
+                }
+            };
+            let who = &mut not_run[index].rows;
+            match who.iter_mut().find(|(system, _)| *system == r.system) {
+                Some((_, columns)) => columns.push(r.dataset.clone()),
+                None => who.push((r.system.clone(), vec![r.dataset.clone()])),
+            }
+        }
+    }
+    let ours = rows
+        .iter()
+        .filter(|r| r.section == "ours")
+        .map(|r| OurCell { value: r.value, metric: r.metric.clone(), source: r.source.clone(), note: r.note.clone() })
+        .collect();
+    Ok(Reproduction { table: spec.table, title: spec.title, paper_source: spec.paper_source, long, side_by_side: side, not_run, ours, out })
+}
+
+/// One line per paper row: the paper's value per column and ours beside it (or why not),
+/// then our cells that stand beside no paper row.
+fn side_by_side(spec: &Spec, measured: &[(&Cell, LongRow)], invocation: &Invocation) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::*;
+    let mut system = Vec::new();
+    let mut values: Vec<Vec<Option<f64>>> = vec![Vec::new(); spec.columns.len() * 2];
+    let mut notes = Vec::new();
+    let ours_of = |row: &str, col: &str| measured.iter().find(|(c, _)| c.paper_row.as_deref() == Some(row) && c.paper_column.as_deref() == Some(col)).map(|(_, r)| r);
+    for r in &spec.row {
+        system.push(r.model.clone());
+        let mut why = Vec::new();
+        for (k, col) in spec.columns.iter().enumerate() {
+            values[2 * k].push(r.paper.get(col).copied());
+            match ours_of(&r.model, col) {
+                Some(o) => {
+                    values[2 * k + 1].push(o.value);
+                    why.push(format!("{col}: ours = {}", o.system));
+                }
+                None => values[2 * k + 1].push(None),
+            }
+        }
+        notes.push(if why.is_empty() { format!("not run: {}", not_run_reason(&r.method_kind, &spec.not_run_context, invocation)) } else { why.join("; ") });
+    }
+    for (c, o) in measured.iter().filter(|(c, _)| c.paper_row.is_none()) {
+        system.push(format!("ours: {}", o.system));
+        for (k, col) in spec.columns.iter().enumerate() {
+            values[2 * k].push(None);
+            values[2 * k + 1].push(if c.paper_column.as_deref() == Some(col.as_str()) { o.value } else { None });
+        }
+        notes.push(format!("{} {} [{}]", o.dataset, o.metric, o.source));
+    }
+    let mut columns = vec![Column::new("system".into(), system)];
+    for (k, col) in spec.columns.iter().enumerate() {
+        columns.push(Column::new(format!("{col} paper").into(), values[2 * k].clone()));
+        columns.push(Column::new(format!("{col} ours").into(), values[2 * k + 1].clone()));
+    }
+    columns.push(Column::new("note".into(), notes));
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// Bars of every paper value and every measured value, paper in blue and ours in green.
+fn chart(spec: &Spec, rows: &[LongRow], path: &std::path::Path) -> Result<()> {
+    use plotters::prelude::*;
+    let bars: Vec<(String, f64, bool)> = rows
+        .iter()
+        .filter_map(|r| r.value.map(|v| (format!("{} [{}]", r.system, r.dataset), v, r.section == "ours")))
+        .collect();
+    let mut svg = String::new();
+    {
+        let height = 80 + 22 * bars.len().max(1) as u32;
+        let root = SVGBackend::with_string(&mut svg, (1100, height)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
+        let n = bars.len().max(1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(format!("Table {}: {} (blue: paper, green: ours, measured)", spec.table, spec.metric), ("sans-serif", 16))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(420)
+            .build_cartesian_2d(0f64..top, (0..n).into_segmented())?;
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n)
+            .y_label_formatter(&|v| match v {
+                SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => bars.get(*i).map(|b| b.0.chars().take(70).collect()).unwrap_or_default(),
+                SegmentValue::Last => String::new(),
+            })
+            .x_desc(spec.metric.as_str())
+            .draw()?;
+        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v, ours))| {
+            let color = if *ours { GREEN.mix(0.8) } else { BLUE.mix(0.6) };
+            Rectangle::new([(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))], color.filled())
+        }))?;
+        root.present()?;
+    }
+    harness_core::io::write_atomically(path, |w| w.write_all(svg.as_bytes()))?;
+    Ok(())
+}

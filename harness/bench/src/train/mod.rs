@@ -1,0 +1,295 @@
+//! Training: DeepRetrieval's PPO (or GRPO) with the retriever's own metric as the reward. The
+//! card's reward family picks the environment (classic IR: BM25 + the paper's NDCG; literature:
+//! the engine's recall tiers); one loop serves them all: run folder, meta, resume, the JSONL log
+//! and progress, checkpoints, curves.
+mod env;
+mod plot;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use harness_datasets::beir::BeirDataset;
+use harness_datasets::{Card, DrCompatNdcg, LoaderKind, RewardFamily};
+use harness_policy::{parse_device, PolicyText};
+use harness_retrieval::{Bm25Index, DocFields, Document, IndexSettings};
+use harness_rl::trainer::{Environment, RunConfig, StepLog, Trainer};
+
+pub use plot::plot;
+
+use crate::families::literature;
+use crate::run_dir::new_run_id;
+use crate::{Bench, CellSpec};
+use env::{prompt_ids, ClassicIrEnv, Example, LiteratureEnv, Target, Turns};
+
+/// Defaults of a training run (the CLI's flag defaults point here).
+pub mod defaults {
+    pub const DATASET: &str = "scifact";
+    pub const SPLIT: &str = "train";
+    pub const RETRIEVER: &str = "bm25";
+    pub const CONFIG: &str = "cpu-small";
+}
+
+/// A training run.
+#[derive(Debug, Clone)]
+pub struct TrainSpec {
+    pub dataset: String,
+    pub split: String,
+    /// The reward's retriever (bm25).
+    pub retriever: String,
+    /// Initial policy folder (default: the workspace's SmolLM2-135M-Instruct).
+    pub policy: Option<PathBuf>,
+    /// `paper`, `cpu-small`, or a TOML file with `[run]` and `[ppo]` tables.
+    pub config: String,
+    /// `auto`, `cpu`, `cuda`, `cuda:N`.
+    pub device: String,
+    /// Continue from a checkpoint folder (`.../checkpoints/step-N`).
+    pub resume: Option<PathBuf>,
+    /// Overrides the config's total steps.
+    pub steps: Option<u64>,
+    pub out: Option<PathBuf>,
+    /// Stop (with a checkpoint) once this many minutes of training have passed.
+    pub max_minutes: Option<f64>,
+    /// Literature: the engine (default: the card's).
+    pub engine: Option<String>,
+    /// Literature: review tasks in the paper's JSONL format.
+    pub tasks: Option<PathBuf>,
+}
+
+impl Default for TrainSpec {
+    fn default() -> Self {
+        TrainSpec {
+            dataset: defaults::DATASET.into(),
+            split: defaults::SPLIT.into(),
+            retriever: defaults::RETRIEVER.into(),
+            policy: None,
+            config: defaults::CONFIG.into(),
+            device: crate::spec::defaults::DEVICE.into(),
+            resume: None,
+            steps: None,
+            out: None,
+            max_minutes: None,
+            engine: None,
+            tasks: None,
+        }
+    }
+}
+
+/// What a training run left.
+pub struct TrainOutcome {
+    pub steps: u64,
+    pub out: PathBuf,
+    /// Set when the `max_minutes` budget stopped the run early.
+    pub stopped_early: bool,
+}
+
+impl TrainOutcome {
+    pub fn log(&self) -> PathBuf {
+        self.out.join("log.jsonl")
+    }
+    pub fn curves(&self) -> PathBuf {
+        self.out.join("curves.svg")
+    }
+    pub fn checkpoints(&self) -> PathBuf {
+        self.out.join("checkpoints")
+    }
+}
+
+/// The policy model: the trainer on the run's device, and the folder's text side (tokenizer,
+/// chat template, stop ids) read once without the weights.
+struct Policy {
+    dir: PathBuf,
+    device: tch::Device,
+    trainer: Trainer,
+    text: PolicyText,
+}
+
+fn load_policy(bench: &Bench, spec: &TrainSpec, config: &RunConfig) -> Result<Policy> {
+    let dir = spec.policy.clone().unwrap_or_else(|| bench.workspace.default_policy());
+    let device = parse_device(&spec.device)?;
+    let trainer = Trainer::from_model_dir(&dir, device, config.ppo.clone(), config.lora)?;
+    let text = PolicyText::load(&dir)?;
+    Ok(Policy { dir, device, trainer, text })
+}
+
+/// Trains as `spec` says.
+pub fn train(bench: &Bench, spec: &TrainSpec) -> Result<TrainOutcome> {
+    if spec.retriever != "bm25" {
+        bail!("harness train supports the bm25 retriever (got '{}')", spec.retriever);
+    }
+    let config = RunConfig::load(&spec.config)?;
+    let total_steps = spec.steps.unwrap_or(config.run.total_steps);
+    let card = bench.registry.get(&spec.dataset)?.clone();
+    match (card.task.reward, card.loader) {
+        (RewardFamily::ClassicIr, LoaderKind::Beir) => train_classic_ir(bench, spec, &config, total_steps, &card),
+        (RewardFamily::Literature, LoaderKind::Review) => train_literature(bench, spec, &config, total_steps, &card),
+        (reward, loader) => bail!(
+            "harness train covers the classic-ir reward on BEIR-layout datasets and the literature reward on review datasets; '{}' has the {reward:?} reward with the '{}' loader",
+            card.name,
+            loader.name()
+        ),
+    }
+}
+
+fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
+    let dir = bench.registry.require_offline(card)?;
+    let dataset = BeirDataset::new(card.clone(), dir);
+    let (queries, qrels) = dataset.split_queries(&spec.split)?;
+    let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
+
+    // Prompts: the card's classic-IR wording in the model's chat format, assistant turn pre-filled.
+    let prompts = harness_baselines::Prompts::new();
+    let reasoning = config.run.reasoning;
+    let task_of = crate::methods::query_task(card, "sparse")?;
+    let text_of: std::collections::HashMap<&str, &harness_core::Query> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
+    let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
+    let mut examples = Vec::new();
+    for (qid, rows) in &qrels.rows_in_file_order {
+        let Some(query) = text_of.get(qid.as_str()) else { continue };
+        let prompt_ids = prompt_ids(&text, &prompts, &task_of(*query), reasoning)?;
+        if single {
+            // One example per qrels row, as the paper's SciFact training data.
+            for (doc, _) in rows {
+                examples.push(Example { prompt_ids: prompt_ids.clone(), target: Target::Single(doc.clone()) });
+            }
+        } else {
+            examples.push(Example { prompt_ids, target: Target::Graded(rows.clone()) });
+        }
+    }
+    if examples.is_empty() {
+        bail!("split '{}' of {} has no judged queries", spec.split, card.name);
+    }
+
+    let params = crate::families::beir::bm25_params(&CellSpec::default(), card);
+    let checksum = dataset.corpus_checksum()?;
+    let index = Bm25Index::open_or_build(&bench.workspace.cache, &checksum, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
+        let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+        let n = docs.len();
+        Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
+    })?;
+    let mut env = ClassicIrEnv {
+        examples,
+        index: &index,
+        searcher: index.searcher(),
+        params,
+        depth: config.run.reward_depth,
+        turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()),
+    };
+    let details = serde_json::json!({
+        "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth},
+        "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
+        "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
+    });
+    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
+}
+
+fn train_literature(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
+    let tasks = literature::load_tasks(spec.tasks.as_deref(), &bench.registry, card)?;
+    let kind = literature::engine_kind(spec.engine.as_deref(), card)?;
+    let (engine, engine_details) = literature::open_engine(kind, bench, card)?;
+    let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
+    let prompts = harness_baselines::Prompts::new();
+    let reasoning = config.run.reasoning;
+    let prompts_ids = tasks
+        .iter()
+        .map(|t| prompt_ids(&text, &prompts, &literature::prompt_task(t, kind.query_language()), reasoning))
+        .collect::<Result<Vec<_>>>()?;
+    // The paper's literature reward retrieves the top 3,000 (the card's depth).
+    let depth = card.depth;
+    let mut env = LiteratureEnv { prompts: prompts_ids, tasks, engine, depth, turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()) };
+    let details = serde_json::json!({
+        "engine": engine_details,
+        "reward_depth": depth,
+        "reward": "harness_core::rewards::literature (format +1/-4; recall tiers 5/4/3/1/0.5/0.1/-3.5; exception -4)",
+    });
+    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
+}
+
+/// The loop every task family shares.
+#[allow(clippy::too_many_arguments)]
+fn train_loop(
+    bench: &Bench,
+    spec: &TrainSpec,
+    config: &RunConfig,
+    total_steps: u64,
+    dataset: &str,
+    policy_dir: &Path,
+    device: tch::Device,
+    trainer: &mut Trainer,
+    env: &mut dyn Environment,
+    details: serde_json::Value,
+) -> Result<TrainOutcome> {
+    let run_id = new_run_id(&format!("train-{}-{}-{}", dataset, spec.split, spec.config.replace(['/', '.'], "_")));
+    let out = match (&spec.out, &spec.resume) {
+        (Some(o), _) => o.clone(),
+        // A resumed run continues in the run folder that holds the checkpoint.
+        (None, Some(ckpt)) => ckpt.parent().and_then(Path::parent).map(Path::to_path_buf).context("--resume expects <run>/checkpoints/step-N")?,
+        (None, None) => bench.workspace.runs.join(&run_id),
+    };
+    std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
+    if let Some(ckpt) = &spec.resume {
+        trainer.restore(ckpt).with_context(|| format!("restoring {}", ckpt.display()))?;
+        truncate_log(&out.join("log.jsonl"), trainer.step)?;
+    }
+    let meta = serde_json::json!({
+        "run_id": run_id,
+        "command": bench.invocation.command,
+        "harness_version": env!("CARGO_PKG_VERSION"),
+        "dataset": dataset, "split": spec.split, "examples": env.len(),
+        "task": details,
+        "policy": policy_dir, "device": format!("{device:?}"), "config": config, "total_steps": total_steps,
+        "resumed_from": spec.resume,
+    });
+    harness_core::io::write_atomically(&out.join("meta.json"), |w| w.write_all(serde_json::to_string_pretty(&meta)?.as_bytes()))?;
+
+    let bar = bench.progress.bar("training", total_steps);
+    bar.set_position(trainer.step);
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(out.join("log.jsonl"))?;
+    let started = std::time::Instant::now();
+    let out_of_time = || spec.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
+    let mut stopped_early = false;
+    while trainer.step < total_steps {
+        let entry: StepLog = trainer.train_step(env);
+        writeln!(log, "{}", serde_json::to_string(&entry)?)?;
+        log.flush()?;
+        bar.set_message(format!(
+            "reward {:.3} metric {:.3} kl {:.4} len {:.0} (think {:.0}, answer {:.0}) fmt-err {:.2}",
+            entry.reward_mean, entry.metric_mean, entry.kl_mean, entry.response_tokens_mean, entry.think_tokens_mean, entry.answer_tokens_mean, entry.format_error_rate
+        ));
+        bar.inc(1);
+        stopped_early = out_of_time();
+        if trainer.step % config.run.save_every == 0 || trainer.step == total_steps || stopped_early {
+            let ckpt = out.join("checkpoints").join(format!("step-{}", trainer.step));
+            trainer.save(&ckpt, Some(policy_dir)).with_context(|| format!("saving {}", ckpt.display()))?;
+        }
+        if stopped_early {
+            bench.progress.note(&format!("stopping after {} steps: the --max-minutes budget is spent", trainer.step));
+            break;
+        }
+    }
+    bar.finish();
+    let logs = read_log(&out.join("log.jsonl"))?;
+    plot(&logs, &out.join("curves.svg"))?;
+    Ok(TrainOutcome { steps: trainer.step, out, stopped_early })
+}
+
+/// Keeps the first `steps` lines of a log (a resumed run rewrites what came after its checkpoint).
+fn truncate_log(path: &Path, steps: u64) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: Vec<&str> = text.lines().take(steps as usize).collect();
+    harness_core::io::write_atomically(path, |w| {
+        for l in &kept {
+            writeln!(w, "{l}")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+fn read_log(path: &Path) -> Result<Vec<StepLog>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))).collect()
+}

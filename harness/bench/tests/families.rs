@@ -1,0 +1,94 @@
+//! In-process tests of harness-bench: one cell of each task family on the vendored data,
+//! compared with the committed reference table (the same comparison `harness regress` makes),
+//! and the reproduce path returning its tables.
+use std::path::{Path, PathBuf};
+
+use harness_bench::regress::{regress, RegressJob};
+use harness_bench::reproduce::reproduce;
+use harness_bench::{run_cell, Bench, CellSpec, Invocation, Silent, Workspace, WorkspaceSettings};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn workspace(cache: &Path) -> Workspace {
+    let settings = WorkspaceSettings { search_from: root(), cache: Some(cache.to_path_buf()), ..Default::default() };
+    Workspace::locate(&settings).expect("the checkout is a workspace")
+}
+
+/// Runs the regress check `name` in process; every metric must equal its reference.
+fn check(name: &str, comparisons: usize) {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = Bench::new(workspace(&tmp.path().join("cache")), Invocation::default(), &Silent).unwrap();
+    let job = RegressJob { only: Some(name.into()), out: Some(tmp.path().join("out")), ..Default::default() };
+    let report = regress(&bench, &job).unwrap();
+    assert_eq!(report.failed, 0, "{}", report.table);
+    assert_eq!(report.compared, comparisons, "{}", report.table);
+}
+
+#[test]
+fn classic_ir_cell_equals_its_reference() {
+    // nDCG@10, R@100, R@1000, MAP, queries.
+    check("scifact-bm25-flat-pyserini", 5);
+}
+
+#[test]
+fn literature_cell_equals_its_reference() {
+    check("literature-offline-original", 3);
+}
+
+#[test]
+fn evidence_seeking_cell_equals_its_reference() {
+    check("squad-paragraphs-hit", 5);
+}
+
+#[test]
+fn sql_cell_equals_its_reference() {
+    check("spider-dev-gold-self-check", 3);
+}
+
+#[test]
+fn a_cell_returns_its_row_notes_and_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = Bench::new(workspace(&tmp.path().join("cache")), Invocation::default(), &Silent).unwrap();
+    let spec = CellSpec {
+        dataset: "scifact".into(),
+        measures: vec!["recall.100".into(), "ndcg_cut.10".into(), "recall.100".into()],
+        dr_compat: true,
+        out: Some(tmp.path().join("cell")),
+        ..Default::default()
+    };
+    let outcome = run_cell(&bench, &spec).unwrap();
+    // Columns in the order asked, without repeats; the card's split and BM25 (1.2, 0.75).
+    let names: Vec<&str> = outcome.row.metrics.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["recall_100", "ndcg_cut_10"]);
+    assert_eq!((outcome.row.split.as_str(), outcome.row.retriever.as_str()), ("test", "bm25(k1=1.2,b=0.75,flat)"));
+    assert!((outcome.row.metrics[1].1 - 0.6826).abs() < 5e-5, "{:?}", outcome.row.metrics);
+    assert!(outcome.notes.iter().any(|n| n.starts_with("index built")) && outcome.notes.iter().any(|n| n.contains("dr-compat")));
+    for f in ["table.csv", "table.parquet", "table.md", "run.trec", "per_query.parquet", "meta.json"] {
+        assert!(tmp.path().join("cell").join(f).is_file(), "{f}");
+    }
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(tmp.path().join("cell/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["run_id"], outcome.row.run_id.as_str());
+    assert!(meta["dr_compat_ndcg_cut_10"].is_number() && meta["harness_version"].is_string());
+}
+
+#[test]
+fn table_cells_fail_loudly_on_unknown_fields_and_missing_measures() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = Bench::new(workspace(&tmp.path().join("cache")), Invocation::default(), &Silent).unwrap();
+    let head = "table = 9\ntitle = 't'\nmetric = 'm'\npaper_source = 's'\ncolumns = ['scifact']\n";
+    let typo = tmp.path().join("typo.toml");
+    std::fs::write(&typo, format!("{head}[[cell]]\nlabel = 'l'\ndataset = 'scifact'\nmeasure = 'map'\nbm25_k1 = 0.9\n")).unwrap();
+    let err = reproduce(&bench, &typo, Some(&tmp.path().join("a"))).err().expect("an unknown field is an error");
+    assert!(format!("{err:#}").contains("unknown field `bm25_k1`"), "{err:#}");
+
+    // The shown measure must be one the cell produced: never another metric under its label.
+    let wrong = tmp.path().join("wrong.toml");
+    std::fs::write(&wrong, format!("{head}[[cell]]\nlabel = 'l'\ndataset = 'scifact'\nmeasure = 'map'\nmeasures = ['ndcg_cut.10']\npaper_column = 'scifact'\n")).unwrap();
+    let r = reproduce(&bench, &wrong, Some(&tmp.path().join("b"))).unwrap();
+    assert_eq!(r.ours.len(), 1);
+    assert_eq!((r.ours[0].value, r.ours[0].source.as_str()), (None, "not run"));
+    assert!(r.ours[0].note.contains("'map' is not among the cell's metrics (ndcg_cut_10)"), "{}", r.ours[0].note);
+    assert_eq!(r.long.height(), 2, "{}", r.long);
+}
