@@ -188,3 +188,21 @@ fn lora_on_a_bf16_base_trains_float32_adapters() {
     assert!(moved, "no adapter moved");
     assert_eq!(t.value_head.ws.kind(), Kind::Float);
 }
+
+/// A checkpoint of another shape (here another LoRA rank) is an error naming the tensor and
+/// both shapes, never a panic inside libtorch; a missing checkpoint names its file.
+#[test]
+fn restoring_a_checkpoint_of_another_shape_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lora = |rank: i64| {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let model = tiny_model(&vs, 1);
+        Trainer::new_lora(config(Algorithm::Ppo), vs, model, LoraConfig { rank, alpha: 8.0 }, vec![], 0)
+    };
+    lora(4).save(&tmp.path().join("r4"), None).unwrap();
+    let err = lora(2).restore(&tmp.path().join("r4")).unwrap_err().to_string();
+    assert!(err.contains("r4") && err.contains("shape") && err.contains("lora_actor"), "{err}");
+    let err = lora(2).restore(&tmp.path().join("nowhere")).unwrap_err().to_string();
+    assert!(err.contains("trainer_state.json"), "{err}");
+    assert!(harness_rl::trainer::RunConfig::load("no-such-config.toml").unwrap_err().to_string().contains("built-in configs: paper, cpu-small"));
+}
