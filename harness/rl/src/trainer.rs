@@ -68,6 +68,10 @@ pub struct StepLog {
     pub value_loss: f64,
     pub clipfrac: f64,
     pub grad_norm: f64,
+    /// Mean |sampler log-prob - recomputed old log-prob| over response tokens (verl's
+    /// `rollout_probs_diff`); absent in logs written before it.
+    #[serde(default)]
+    pub rollout_logprob_diff_mean: f64,
     pub tokens_per_second: f64,
     pub step_seconds: f64,
 }
@@ -163,6 +167,11 @@ impl Trainer {
         self.value_head.forward_t(&hidden.to_kind(Kind::Float), train).squeeze_dim(-1).to_kind(Kind::Float)
     }
 
+    /// Logits as the rollout sampled from them ([`crate::tempered`]).
+    fn tempered(&self, logits: Tensor) -> Tensor {
+        crate::tempered(&logits, self.config.temperature)
+    }
+
     fn train_step_inner(&mut self, env: &mut dyn Environment) -> StepLog {
         let start = Instant::now();
         let c = self.config.clone();
@@ -191,12 +200,20 @@ impl Trainer {
         let mask = &packed.response_mask;
         let (old_logp, ref_logp, old_values) = tch::no_grad(|| {
             let actor = self.roles.actor();
-            let old = token_logprobs(&actor.logits(&response_hidden(actor, &packed)), &packed.response);
+            let old = token_logprobs(&self.tempered(actor.logits(&response_hidden(actor, &packed))), &packed.response);
             let reference = self.roles.reference();
-            let reference = token_logprobs(&reference.logits(&response_hidden(reference, &packed)), &packed.response);
+            let reference = token_logprobs(&self.tempered(reference.logits(&response_hidden(reference, &packed))), &packed.response);
             let values = self.values(&response_hidden(self.roles.critic(), &packed), false) * mask;
             (old, reference, values)
         });
+        // verl's rollout_probs_diff: the sampler's log-probs against the same weights' recomputed
+        // ones; near zero unless the two disagree on the distribution (temperature, precision).
+        let rollout_logp: Vec<f32> = generations
+            .iter()
+            .flat_map(|g| (0..packed.response_len as usize).map(move |j| g.logprobs.get(j).copied().unwrap_or(0.0)))
+            .collect();
+        let rollout_logp = Tensor::from_slice(&rollout_logp).view([rows.len() as i64, packed.response_len]).to_device(device);
+        let rollout_gap = masked_mean(&(&rollout_logp - &old_logp).abs(), mask).double_value(&[]);
         let score_t = Tensor::from_slice(&scores).to_kind(Kind::Float).to_device(device);
         let (rewards, kl) = token_rewards(&score_t, &old_logp, &ref_logp, mask, c.kl_coef);
         let (advantages, returns) = match c.algorithm {
@@ -225,7 +242,7 @@ impl Trainer {
                     response_len: packed.response_len,
                 };
                 let actor = self.roles.actor();
-                let logits = actor.logits(&response_hidden(actor, &sub));
+                let logits = self.tempered(actor.logits(&response_hidden(actor, &sub)));
                 let logp = token_logprobs(&logits, &sub.response);
                 let (pg, clipfrac) = policy_loss(&logp, &take(&old_logp), &take(&advantages), &sub.response_mask, c.clip_ratio);
                 let ent = entropy(&logits, &sub.response_mask);
@@ -268,6 +285,7 @@ impl Trainer {
             value_loss: vl_sum / k,
             clipfrac: cf_sum / k,
             grad_norm: gn_sum / k,
+            rollout_logprob_diff_mean: rollout_gap,
             tokens_per_second: generated_tokens as f64 / seconds.max(1e-9),
             step_seconds: seconds,
         }

@@ -206,3 +206,26 @@ fn restoring_a_checkpoint_of_another_shape_is_an_error() {
     assert!(err.contains("trainer_state.json"), "{err}");
     assert!(harness_rl::trainer::RunConfig::load("no-such-config.toml").unwrap_err().to_string().contains("built-in configs: paper, cpu-small"));
 }
+
+/// The trainer scores responses under the distribution they were sampled from: at temperature
+/// 0.6 over several tokens, the recomputed old log-probs equal the sampler's (verl's
+/// `rollout_probs_diff`); with untempered logits they would differ by about 0.1 here.
+#[test]
+fn old_log_probs_are_the_samplers_at_temperature_0_6() {
+    let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let c = PpoConfig { temperature: 0.6, max_response_tokens: 4, ..config(Algorithm::Ppo) };
+    let actor_vs = nn::VarStore::new(Device::Cpu);
+    let actor = tiny_model(&actor_vs, 1);
+    let critic_vs = nn::VarStore::new(Device::Cpu);
+    let critic = tiny_model(&critic_vs, 2);
+    let value_head = nn::linear(critic_vs.root() / "value_head", 32, 1, Default::default());
+    let reference_vs = nn::VarStore::new(Device::Cpu);
+    let reference = tiny_model(&reference_vs, 1);
+    let mut t = Trainer::new_separate(c, (actor_vs, actor), (critic_vs, critic), value_head, (reference_vs, reference), vec![], 0);
+    let log = t.train_step(&mut PickSeven);
+    assert_eq!(log.response_tokens_mean, 4.0);
+    assert!(log.rollout_logprob_diff_mean < 1e-5, "{log:?}");
+    // Actor and reference start equal, so the first step's KL is zero at any temperature.
+    assert!(log.kl_mean.abs() < 1e-6, "{log:?}");
+}
