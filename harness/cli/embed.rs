@@ -25,9 +25,10 @@ pub struct EmbedArgs {
 }
 
 pub fn run(args: EmbedArgs, root: Option<std::path::PathBuf>) -> Result<()> {
-    let dir = if args.model == "minilm" { crate::workspace(root)?.default_encoder() } else { args.model.clone().into() };
+    let workspace = crate::workspace(root)?;
+    let dir = if args.model == "minilm" { workspace.default_encoder() } else { args.model.clone().into() };
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let mut encoder = Encoder::load(&dir, threads)?;
+    let mut encoder = Encoder::load_with_runtime(&dir, threads, &workspace.onnxruntime)?;
     let kind = if args.query { TextKind::Query } else { TextKind::Passage };
     let lines: Vec<String> = std::io::stdin().lock().lines().collect::<std::io::Result<_>>().context("reading stdin")?;
     let stdout = std::io::stdout();

@@ -80,6 +80,7 @@ fn workspace(root: Option<PathBuf>) -> Result<Workspace> {
         data: var(harness_datasets::registry::DATA_ENV),
         models: var("HARNESS_MODELS_DIR"),
         extra_cards: var(harness_datasets::registry::CARDS_ENV),
+        onnxruntime: var("ORT_DYLIB_PATH"),
     };
     Ok(Workspace::locate(&settings)?)
 }

@@ -13,7 +13,7 @@ use harness_retrieval::dense::HnswParams;
 use harness_retrieval::{Bm25Params, DocFields};
 use polars::prelude::*;
 
-use crate::retrieve::{retrieve, RetrieverSpec};
+use crate::retrieve::{retrieve, RetrieveContext, RetrieverSpec};
 use crate::{Bench, RunDir};
 
 /// A cost comparison.
@@ -65,7 +65,8 @@ pub fn run(bench: &Bench, job: &CostJob) -> Result<CostOutcome> {
     let mut rows = Vec::new();
     let mut dense_build = 0.0;
     for spec in &specs {
-        let r = retrieve(&dataset, spec, &texts, card.depth, job.threads, &scratch, None)?;
+        let ctx = RetrieveContext { cache: &scratch, onnxruntime: &bench.workspace.onnxruntime };
+        let r = retrieve(&dataset, spec, &texts, card.depth, job.threads, &ctx, None)?;
         let mut run = Run::new();
         for (q, hits) in queries.iter().zip(r.hits) {
             run.insert(q.id.clone(), hits.into_iter().map(|(doc_id, s)| ScoredDoc { doc_id, score: s as f64 }).collect());

@@ -112,6 +112,12 @@ fn parallel_map<T: Sync, R: Send>(
     })
 }
 
+/// Where a retrieval pass finds its caches and its ONNX Runtime.
+pub struct RetrieveContext<'a> {
+    pub cache: &'a std::path::Path,
+    pub onnxruntime: &'a std::path::Path,
+}
+
 /// Retrieves `depth` documents for each query text; with `feedback` (BM25 only), RM3 expands
 /// each query from a first pass and searches again.
 pub fn retrieve(
@@ -120,9 +126,10 @@ pub fn retrieve(
     queries: &[String],
     depth: usize,
     threads: usize,
-    cache: &std::path::Path,
+    ctx: &RetrieveContext,
     feedback: Option<Rm3Settings>,
 ) -> Result<Retrieved> {
+    let cache = ctx.cache;
     if feedback.is_some() && !matches!(spec, RetrieverSpec::Bm25 { .. }) {
         bail!("RM3 feedback needs the bm25 retriever (it expands from BM25 term statistics)");
     }
@@ -173,7 +180,7 @@ pub fn retrieve(
                 .map(|d| if d.title.is_empty() { d.text.clone() } else { format!("{} {}", d.title, d.text) })
                 .collect();
             let encode_threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-            let mut encoder = Encoder::load(model, encode_threads)?;
+            let mut encoder = Encoder::load_with_runtime(model, encode_threads, ctx.onnxruntime)?;
             let start = Instant::now();
             let embeddings = passage_embeddings(cache, &mut encoder, &checksum, &passages, 32)?;
             let graph = hnsw.map(|p| HnswIndex::open_or_build(&embeddings, p)).transpose()?;

@@ -38,6 +38,8 @@ pub struct WorkspaceSettings {
     pub models: Option<PathBuf>,
     /// A folder of extra or overriding dataset cards.
     pub extra_cards: Option<PathBuf>,
+    /// The ONNX Runtime library (default: the setup's copy under `<root>/.deps`).
+    pub onnxruntime: Option<PathBuf>,
 }
 
 /// A located workspace.
@@ -55,6 +57,8 @@ pub struct Workspace {
     /// Default parent of run folders (`results/runs`).
     pub runs: PathBuf,
     pub models: PathBuf,
+    /// The ONNX Runtime library dense encoders load.
+    pub onnxruntime: PathBuf,
 }
 
 impl Workspace {
@@ -84,6 +88,10 @@ impl Workspace {
             cache: settings.cache.clone().unwrap_or_else(|| root.join(".cache")),
             runs: root.join("results").join("runs"),
             models: settings.models.clone().unwrap_or_else(|| root.join(".deps").join("models")),
+            onnxruntime: settings
+                .onnxruntime
+                .clone()
+                .unwrap_or_else(|| root.join(".deps").join(harness_retrieval::dense::encoder::SETUP_ORT_LIBRARY)),
             root,
         })
     }

@@ -11,7 +11,7 @@ use harness_retrieval::dense::HnswParams;
 use harness_retrieval::{Bm25Params, DocFields};
 
 use super::{distinct, first_answer_rank, hit_rates, parse_measures};
-use crate::retrieve::{retrieve, RetrieverSpec};
+use crate::retrieve::{retrieve, RetrieveContext, RetrieverSpec};
 use crate::spec::defaults;
 use crate::{methods, Bench, CellOutcome, CellSpec, RunDir};
 
@@ -45,7 +45,8 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let depth = spec.depth.unwrap_or(card.depth);
 
     let query_texts: Vec<String> = rewrites.iter().map(|r| r.text.clone()).collect();
-    let retrieved = retrieve(&dataset, &retriever, &query_texts, depth, spec.threads, &bench.workspace.cache, feedback)?;
+    let ctx = RetrieveContext { cache: &bench.workspace.cache, onnxruntime: &bench.workspace.onnxruntime };
+    let retrieved = retrieve(&dataset, &retriever, &query_texts, depth, spec.threads, &ctx, feedback)?;
     let mut run = Run::new();
     for (rewrite, hits) in rewrites.iter().zip(retrieved.hits) {
         run.insert(rewrite.query_id.clone(), hits.into_iter().map(|(doc_id, score)| ScoredDoc { doc_id, score: score as f64 }).collect());

@@ -94,12 +94,15 @@ impl EncoderSpec {
     }
 }
 
-/// The ONNX Runtime library: `$ORT_DYLIB_PATH`, else the setup folder's copy.
+/// Where `scripts/setup.sh` puts the ONNX Runtime library, relative to its `.deps` folder.
+pub const SETUP_ORT_LIBRARY: &str = "onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1";
+
+/// The ONNX Runtime library for callers without a workspace (benches, tests):
+/// `$ORT_DYLIB_PATH`, else the setup folder of the checkout this crate was built in.
 pub fn default_ort_library() -> PathBuf {
-    std::env::var_os("ORT_DYLIB_PATH").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../.deps/onnxruntime/onnxruntime/capi/libonnxruntime.so.1.31.1")
-    })
+    std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.deps").join(SETUP_ORT_LIBRARY))
 }
 
 static ENVIRONMENT: OnceLock<std::result::Result<ort::environment::Environment, String>> = OnceLock::new();
@@ -136,8 +139,15 @@ fn ort_err(e: impl std::fmt::Display) -> RetrievalError {
 }
 
 impl Encoder {
-    /// Loads `model.onnx` and `tokenizer.json` from `dir`, with `threads` intra-op threads.
+    /// Loads `model.onnx` and `tokenizer.json` from `dir`, with `threads` intra-op threads, on
+    /// the ONNX Runtime of [`default_ort_library`].
     pub fn load(dir: &Path, threads: usize) -> Result<Self> {
+        Self::load_with_runtime(dir, threads, &default_ort_library())
+    }
+
+    /// As [`Encoder::load`], on the ONNX Runtime library at `runtime` (the first library loaded
+    /// serves the whole process).
+    pub fn load_with_runtime(dir: &Path, threads: usize, runtime: &Path) -> Result<Self> {
         let model = dir.join("model.onnx");
         let tokenizer_file = dir.join("tokenizer.json");
         for f in [&model, &tokenizer_file] {
@@ -149,7 +159,7 @@ impl Encoder {
             }
         }
         let spec = EncoderSpec::for_model_dir(dir)?;
-        let env = environment(&default_ort_library())?;
+        let env = environment(runtime)?;
         let session = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
