@@ -7,21 +7,10 @@ use harness_datasets::LoaderKind;
 use harness_report::ResultRow;
 use polars::prelude::DataFrame;
 
-use crate::families;
+use crate::context::Bench;
+use crate::families::{self, CellOutcome};
 use crate::run_dir::{safe_name, RunDir};
-use crate::{Bench, CellSpec};
-
-/// What one cell produced.
-pub struct CellOutcome {
-    /// The table row (metrics in the order asked).
-    pub row: ResultRow,
-    /// The row as a one-row table, as written to `table.*`.
-    pub table: DataFrame,
-    /// The cell's run folder.
-    pub run_dir: PathBuf,
-    /// Lines worth showing after the table (index built, unusable queries, SQL summaries...).
-    pub notes: Vec<String>,
-}
+use crate::spec::CellSpec;
 
 /// Runs one cell on its task family and writes its run folder.
 pub fn run_cell(bench: &Bench, spec: &CellSpec) -> Result<CellOutcome> {

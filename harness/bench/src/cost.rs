@@ -14,7 +14,8 @@ use harness_retrieval::{Bm25Params, DocFields};
 use polars::prelude::*;
 
 use crate::retrieve::{retrieve, RetrieveContext, RetrieverSpec};
-use crate::{Bench, RunDir};
+use crate::context::Bench;
+use crate::run_dir::RunDir;
 
 /// A cost comparison.
 #[derive(Debug, Clone)]

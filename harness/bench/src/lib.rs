@@ -7,8 +7,11 @@
 //! Boundaries: no clap, no printing, no argv or environment reads here. The caller passes the
 //! [`Workspace`] (where files live), an [`Invocation`] (what to record about the command) and a
 //! [`Progress`] (how to show long work). Task facts (prompt family, engine, targets, reward)
-//! come from the cards; nothing here branches on a dataset's name.
+//! come from the cards; nothing here branches on a dataset's name. Modules import each other by
+//! path, never through the re-exports below, and the module graph has no cycle: `cell`
+//! dispatches to `families`, which never import `cell`.
 pub mod cell;
+pub mod context;
 pub mod cost;
 pub mod families;
 pub mod methods;
@@ -22,37 +25,11 @@ pub mod sql_exec;
 pub mod train;
 pub mod workspace;
 
-use std::collections::BTreeSet;
-
-pub use cell::{run_cell, run_methods, CellOutcome, MethodsOutcome};
+pub use cell::{run_cell, run_methods, MethodsOutcome};
+pub use context::{Bench, Invocation};
+pub use families::CellOutcome;
 pub use progress::{Bar, Progress, Silent};
 pub use run_dir::RunDir;
 pub use spec::CellSpec;
 pub use workspace::{Workspace, WorkspaceError, WorkspaceSettings};
 
-/// What the caller records about the command that asked for the work.
-#[derive(Debug, Clone, Default)]
-pub struct Invocation {
-    /// The command line (meta.json's `command`).
-    pub command: Vec<String>,
-    /// Names of the environment variables that are set (values are never passed): a table cell
-    /// that needs one (`requires_env`) says so when it is missing.
-    pub configured: BTreeSet<String>,
-}
-
-/// Everything a piece of work needs: where files are, the dataset cards, what to record, how
-/// to show progress.
-pub struct Bench<'a> {
-    pub workspace: Workspace,
-    pub registry: harness_datasets::Registry,
-    pub invocation: Invocation,
-    pub progress: &'a dyn Progress,
-}
-
-impl<'a> Bench<'a> {
-    /// The workspace with its cards read.
-    pub fn new(workspace: Workspace, invocation: Invocation, progress: &'a dyn Progress) -> Result<Bench<'a>, WorkspaceError> {
-        let registry = workspace.registry()?;
-        Ok(Bench { workspace, registry, invocation, progress })
-    }
-}

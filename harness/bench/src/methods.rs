@@ -6,7 +6,8 @@ use harness_baselines::{MethodContext, QueryMethod, Task, TaskOf};
 use harness_core::Query;
 use harness_datasets::{Card, PromptFamily};
 
-use crate::{Bench, CellSpec};
+use crate::context::Bench;
+use crate::spec::CellSpec;
 
 /// The method name with workspace shorthands resolved: `llm:default` is the setup's model.
 pub fn resolve(bench: &Bench, name: &str) -> String {

@@ -9,7 +9,10 @@ use polars::prelude::*;
 use serde::Deserialize;
 
 use crate::spec::reject_unknown;
-use crate::{run_cell, Bench, CellSpec, RunDir};
+use crate::cell::run_cell;
+use crate::context::Bench;
+use crate::run_dir::RunDir;
+use crate::spec::CellSpec;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,10 @@ use serde::Deserialize;
 
 use crate::run_dir::safe_name;
 use crate::spec::reject_unknown;
-use crate::{run_cell, Bench, CellSpec, Invocation, RunDir};
+use crate::cell::run_cell;
+use crate::context::{Bench, Invocation};
+use crate::run_dir::RunDir;
+use crate::spec::CellSpec;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,7 +7,7 @@ use harness_core::Run;
 use harness_report::ResultRow;
 use polars::prelude::DataFrame;
 
-use crate::Invocation;
+use crate::context::Invocation;
 
 /// A run id: UTC time plus a label, e.g. `20261125T190501Z-scifact-test-bm25-original`.
 pub fn new_run_id(label: &str) -> String {

@@ -7,7 +7,9 @@ use anyhow::Result;
 use harness_sql::data::{attach_levels, read_gold_file, read_prediction_file};
 use harness_sql::{evaluate, summarize, ExItem, ExMode, ExOptions, ExResult, ExecLimits, LevelSummary};
 
-use crate::{Invocation, Progress, RunDir};
+use crate::context::Invocation;
+use crate::progress::Progress;
+use crate::run_dir::RunDir;
 
 /// Execution settings.
 #[derive(Debug, Clone)]

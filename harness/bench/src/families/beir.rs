@@ -13,7 +13,11 @@ use harness_retrieval::{Bm25Params, DocFields};
 use super::{distinct, first_answer_rank, hit_rates, parse_measures};
 use crate::retrieve::{retrieve, RetrieveContext, RetrieverSpec};
 use crate::spec::defaults;
-use crate::{methods, Bench, CellOutcome, CellSpec, RunDir};
+use super::CellOutcome;
+use crate::context::Bench;
+use crate::methods;
+use crate::run_dir::RunDir;
+use crate::spec::CellSpec;
 
 /// The spec's BM25 settings: its own, else the card's, else the defaults.
 pub fn bm25_params(spec: &CellSpec, card: &Card) -> Bm25Params {

@@ -13,7 +13,11 @@ use harness_literature::{ctgov::CtGov, offline::OfflineEngine, pubmed::PubMed, E
 use harness_report::ResultRow;
 
 use super::distinct;
-use crate::{methods, Bench, CellOutcome, CellSpec, RunDir};
+use super::CellOutcome;
+use crate::context::Bench;
+use crate::methods;
+use crate::run_dir::RunDir;
+use crate::spec::CellSpec;
 
 /// The text of the `original` method: the review's own words (PICO values joined by spaces,
 /// our choice: the paper does not say how it sent the PICO as an original query).

@@ -7,8 +7,24 @@ pub mod literature;
 pub mod open_qa;
 pub mod sql;
 
+use std::path::PathBuf;
+
 use anyhow::{Context, Result};
 use harness_core::Measure;
+use harness_report::ResultRow;
+use polars::prelude::DataFrame;
+
+/// What one cell produced.
+pub struct CellOutcome {
+    /// The table row (metrics in the order asked).
+    pub row: ResultRow,
+    /// The row as a one-row table, as written to `table.*`.
+    pub table: DataFrame,
+    /// The cell's run folder.
+    pub run_dir: PathBuf,
+    /// Lines worth showing after the table (index built, unusable queries, SQL summaries...).
+    pub notes: Vec<String>,
+}
 
 /// Measures asked for (the spec's, else the card's), split into trec_eval measures and
 /// answer-containment depths (`hit.K,...`).

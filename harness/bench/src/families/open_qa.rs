@@ -16,7 +16,11 @@ use harness_retrieval::{Bm25Index, DocFields, Document, IndexSettings};
 use sha2::{Digest, Sha256};
 
 use super::{first_answer_rank, hit_rates};
-use crate::{methods, Bench, CellOutcome, CellSpec, RunDir};
+use super::CellOutcome;
+use crate::context::Bench;
+use crate::methods;
+use crate::run_dir::RunDir;
+use crate::spec::CellSpec;
 
 /// The environment variable the CLI reads for the DPR passages file when `--passages` is not
 /// given (named here for error messages; this crate never reads the environment).

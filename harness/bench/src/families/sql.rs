@@ -10,7 +10,10 @@ use harness_sql::data::{load_bird_questions, load_spider_questions};
 use harness_sql::{summarize, ExItem, ExMode, SqlQuestion};
 
 use crate::sql_exec::{evaluate_with_progress, format_summary, write_verdicts, ExecSettings, MAX_ROWS};
-use crate::{Bench, CellOutcome, CellSpec, RunDir};
+use super::CellOutcome;
+use crate::context::Bench;
+use crate::run_dir::RunDir;
+use crate::spec::CellSpec;
 
 /// Methods a SQL dataset accepts in this build.
 const SQL_METHODS: &str = "gold (the gold SQL scored against itself: a self-check of data and executor)";

@@ -19,7 +19,8 @@ pub use plot::plot;
 
 use crate::families::literature;
 use crate::run_dir::new_run_id;
-use crate::{Bench, CellSpec};
+use crate::context::Bench;
+use crate::spec::CellSpec;
 use env::{prompt_ids, ClassicIrEnv, Example, LiteratureEnv, Target, Turns};
 
 /// Defaults of a training run (the CLI's flag defaults point here).
