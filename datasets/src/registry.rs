@@ -47,19 +47,6 @@ pub enum Availability {
 }
 
 impl Registry {
-    /// The built-in cards plus any in `$HARNESS_CARDS_DIR`, with data under
-    /// `$HARNESS_DATA_DIR` or the repository's `datasets/data`.
-    pub fn load_default() -> Result<Registry> {
-        let data_root = std::env::var_os(DATA_ENV)
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("data"));
-        let mut registry = Self::builtin(data_root)?;
-        if let Some(dir) = std::env::var_os(CARDS_ENV) {
-            registry.add_cards_from(Path::new(&dir))?;
-        }
-        Ok(registry)
-    }
-
     /// The cards a workspace sees: the built-in ones, then those of `cards_dirs` in order (a
     /// later card of the same name replaces an earlier one), with data under `data_root`.
     /// Folders that do not exist are skipped.

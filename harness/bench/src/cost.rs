@@ -10,7 +10,7 @@ use harness_core::{EvalOptions, Measure, Run, ScoredDoc};
 use harness_datasets::beir::BeirDataset;
 use harness_datasets::LoaderKind;
 use harness_retrieval::dense::HnswParams;
-use harness_retrieval::{Bm25Params, DocFields};
+use harness_retrieval::DocFields;
 use polars::prelude::*;
 
 use crate::retrieve::{retrieve, RetrieveContext, RetrieverSpec};
@@ -50,7 +50,7 @@ pub fn run(bench: &Bench, job: &CostJob) -> Result<CostOutcome> {
     let (queries, qrels) = dataset.split_queries(&split)?;
     let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
     let measure: Measure = card.parsed_measures().first().copied().unwrap_or(Measure::ndcg_cut(10));
-    let defaults = card.bm25.map(|d| Bm25Params { k1: d.k1, b: d.b }).unwrap_or_default();
+    let defaults = crate::families::beir::bm25_params(&crate::spec::CellSpec::default(), &card);
     let hnsw = HnswParams::default();
     let model = if job.model == "minilm" { "dense".to_string() } else { format!("dense:{}", job.model) };
     let encoder = bench.workspace.default_encoder();

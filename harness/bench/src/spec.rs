@@ -13,9 +13,6 @@ pub mod defaults {
     pub const RETRIEVER: &str = "bm25";
     pub const METHOD: &str = "original";
     pub const FIELDS: &str = "flat";
-    /// BM25 k1 and b when the card names none (Pyserini's BEIR defaults).
-    pub const BM25_K1: f32 = 0.9;
-    pub const BM25_B: f32 = 0.4;
     pub const HNSW_M: usize = 32;
     pub const HNSW_EF_CONSTRUCTION: usize = 200;
     pub const HNSW_EF: usize = 256;
@@ -43,7 +40,7 @@ pub struct CellSpec {
     /// `original`, `rm3[:FB_DOCS,FB_TERMS,WEIGHT]`, `llm:DIR` (`llm:default`: the setup's
     /// model), `checkpoint:DIR`, `api:MODEL`; `gold` for SQL datasets.
     pub method: String,
-    /// BM25 k1 and b (default: the card's, else [`defaults::BM25_K1`] / [`defaults::BM25_B`]).
+    /// BM25 k1 and b (default: the card's, else Anserini's, `Bm25Params::default()`).
     pub k1: Option<f32>,
     pub b: Option<f32>,
     /// `flat` (title + text in one field, as the paper) or `multifield`.

@@ -72,6 +72,11 @@ fn config(algorithm: Algorithm) -> PpoConfig {
 }
 
 fn trainer(algorithm: Algorithm) -> Trainer {
+    trainer_with(config(algorithm))
+}
+
+/// Full fine-tuning of the tiny model with `c`.
+fn trainer_with(c: PpoConfig) -> Trainer {
     let actor_vs = nn::VarStore::new(Device::Cpu);
     let actor = tiny_model(&actor_vs, 1);
     let critic_vs = nn::VarStore::new(Device::Cpu);
@@ -79,7 +84,7 @@ fn trainer(algorithm: Algorithm) -> Trainer {
     let value_head = nn::linear(critic_vs.root() / "value_head", 32, 1, Default::default());
     let reference_vs = nn::VarStore::new(Device::Cpu);
     let reference = tiny_model(&reference_vs, 1);
-    Trainer::new_separate(config(algorithm), (actor_vs, actor), (critic_vs, critic), value_head, (reference_vs, reference), vec![], 0)
+    Trainer::new_separate(c, (actor_vs, actor), (critic_vs, critic), value_head, (reference_vs, reference), vec![], 0)
 }
 
 fn lora_trainer() -> Trainer {
@@ -214,15 +219,7 @@ fn restoring_a_checkpoint_of_another_shape_is_an_error() {
 fn old_log_probs_are_the_samplers_at_temperature_0_6() {
     let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
-    let c = PpoConfig { temperature: 0.6, max_response_tokens: 4, ..config(Algorithm::Ppo) };
-    let actor_vs = nn::VarStore::new(Device::Cpu);
-    let actor = tiny_model(&actor_vs, 1);
-    let critic_vs = nn::VarStore::new(Device::Cpu);
-    let critic = tiny_model(&critic_vs, 2);
-    let value_head = nn::linear(critic_vs.root() / "value_head", 32, 1, Default::default());
-    let reference_vs = nn::VarStore::new(Device::Cpu);
-    let reference = tiny_model(&reference_vs, 1);
-    let mut t = Trainer::new_separate(c, (actor_vs, actor), (critic_vs, critic), value_head, (reference_vs, reference), vec![], 0);
+    let mut t = trainer_with(PpoConfig { temperature: 0.6, max_response_tokens: 4, ..config(Algorithm::Ppo) });
     let log = t.train_step(&mut PickSeven);
     assert_eq!(log.response_tokens_mean, 4.0);
     assert!(log.rollout_logprob_diff_mean < 1e-5, "{log:?}");

@@ -12,7 +12,6 @@ use harness_retrieval::{Bm25Params, DocFields};
 
 use super::{distinct, first_answer_rank, hit_rates, parse_measures};
 use crate::retrieve::{retrieve, RetrieveContext, RetrieverSpec};
-use crate::spec::defaults;
 use super::CellOutcome;
 use crate::context::Bench;
 use crate::methods;
@@ -21,8 +20,8 @@ use crate::spec::CellSpec;
 
 /// The spec's BM25 settings: its own, else the card's, else the defaults.
 pub fn bm25_params(spec: &CellSpec, card: &Card) -> Bm25Params {
-    let (k1, b) = card.bm25.map(|d| (d.k1, d.b)).unwrap_or((defaults::BM25_K1, defaults::BM25_B));
-    Bm25Params { k1: spec.k1.unwrap_or(k1), b: spec.b.unwrap_or(b) }
+    let card_params = card.bm25.map(|d| Bm25Params { k1: d.k1, b: d.b }).unwrap_or_default();
+    Bm25Params { k1: spec.k1.unwrap_or(card_params.k1), b: spec.b.unwrap_or(card_params.b) }
 }
 
 pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {

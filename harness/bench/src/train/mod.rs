@@ -18,7 +18,7 @@ use harness_rl::trainer::{Environment, RunConfig, StepLog, Trainer};
 pub use plot::plot;
 
 use crate::families::literature;
-use crate::run_dir::new_run_id;
+use crate::run_dir::{new_run_id, RunDir};
 use crate::context::Bench;
 use crate::spec::CellSpec;
 use env::{prompt_ids, ClassicIrEnv, Example, LiteratureEnv, Target, Turns};
@@ -232,16 +232,14 @@ fn train_loop(
         trainer.restore(ckpt).with_context(|| format!("restoring {}", ckpt.display()))?;
         truncate_log(&out.join("log.jsonl"), trainer.step)?;
     }
+    let run_dir = RunDir { id: run_id, path: out.clone() };
     let meta = serde_json::json!({
-        "run_id": run_id,
-        "command": bench.invocation.command,
-        "harness_version": env!("CARGO_PKG_VERSION"),
         "dataset": dataset, "split": spec.split, "examples": env.len(),
         "task": details,
         "policy": policy_dir, "device": format!("{device:?}"), "config": config, "total_steps": total_steps,
         "resumed_from": spec.resume,
     });
-    harness_core::io::write_atomically(&out.join("meta.json"), |w| w.write_all(serde_json::to_string_pretty(&meta)?.as_bytes()))?;
+    run_dir.write_meta(&bench.invocation, meta)?;
 
     let bar = bench.progress.bar("training", total_steps);
     bar.set_position(trainer.step);
