@@ -8,7 +8,7 @@ fn golden_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/trec_eval"))
 }
 
-fn check_case(expected_file: &Path) {
+fn check_case(expected_file: &Path, threads: &str) {
     let text = std::fs::read_to_string(expected_file).unwrap();
     let (header, expected) = text.split_once('\n').unwrap();
     let flags: Vec<&str> = header.trim_start_matches("# flags:").split_whitespace().collect();
@@ -22,6 +22,7 @@ fn check_case(expected_file: &Path) {
         .arg("--run")
         .arg(dir.join(format!("{stem}.run.gz")))
         .args(&flags)
+        .args(["--threads", threads])
         .output()
         .unwrap();
     assert!(output.status.success(), "{name}: {}", String::from_utf8_lossy(&output.stderr));
@@ -47,7 +48,8 @@ fn score_matches_trec_eval_on_every_golden_case() {
     cases.sort();
     assert_eq!(cases.len(), 10, "expected 6 synthetic and 4 SciFact cases");
     for case in &cases {
-        check_case(case);
+        check_case(case, "1");
+        check_case(case, "3");
     }
 }
 

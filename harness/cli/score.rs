@@ -2,7 +2,8 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use harness_core::trec_eval::{evaluate, format_trec_eval};
+use harness_core::score_file::evaluate_run_file;
+use harness_core::trec_eval::format_trec_eval;
 use harness_core::{EvalOptions, Measure};
 
 #[derive(clap::Args)]
@@ -29,11 +30,13 @@ pub struct ScoreArgs {
     /// Evaluate only the top N documents of each query (trec_eval -M).
     #[arg(short = 'M')]
     max_docs: Option<usize>,
+    /// Threads that parse and judge queries while the file is read (1: all on one thread).
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
 }
 
 pub fn run(args: ScoreArgs) -> Result<()> {
     let qrels = harness_core::io::read_qrels(&args.qrels)?;
-    let run = harness_core::io::read_run(&args.run)?.run;
     let specs = if args.measures.is_empty() { vec!["official".to_string()] } else { args.measures };
     let mut measures = Vec::new();
     for spec in &specs {
@@ -45,7 +48,8 @@ pub fn run(args: ScoreArgs) -> Result<()> {
         bail!("{}: no judgements", args.qrels.display());
     }
     let opts = EvalOptions { relevance_level: args.level, average_over_all_qrels: args.complete, max_docs: args.max_docs };
-    let eval = evaluate(&qrels, &run, &measures, &opts);
+    // Streams the run: a query is judged as soon as its lines are read.
+    let eval = evaluate_run_file(&qrels, &args.run, &measures, &opts, args.threads)?;
     print!("{}", format_trec_eval(&eval, args.per_query));
     Ok(())
 }

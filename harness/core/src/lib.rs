@@ -12,6 +12,7 @@ pub mod error;
 pub mod io;
 pub mod measures;
 pub mod rewards;
+pub mod score_file;
 pub mod trec_eval;
 pub mod types;
 

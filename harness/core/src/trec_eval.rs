@@ -29,11 +29,16 @@ pub fn compare_like_trec_eval(a: &ScoredDoc, b: &ScoredDoc) -> Ordering {
 
 /// Judges one query's ranking: grades in trec_eval order, truncated to `max_docs`.
 pub fn judge(judgements: &std::collections::HashMap<String, i32>, docs: &[ScoredDoc], opts: &EvalOptions) -> JudgedRanking {
-    let mut sorted = sorted_like_trec_eval(docs);
-    if let Some(m) = opts.max_docs {
-        sorted.truncate(m);
-    }
-    let grades = sorted.iter().map(|d| judgements.get(&d.doc_id).copied()).collect();
+    judge_ordered(judgements, sorted_like_trec_eval(docs).iter().map(|d| d.doc_id.as_str()), opts)
+}
+
+/// Judges a ranking whose documents are already in trec_eval order, truncated to `max_docs`.
+pub fn judge_ordered<'a>(
+    judgements: &std::collections::HashMap<String, i32>,
+    doc_ids_in_order: impl Iterator<Item = &'a str>,
+    opts: &EvalOptions,
+) -> JudgedRanking {
+    let grades = doc_ids_in_order.take(opts.max_docs.unwrap_or(usize::MAX)).map(|d| judgements.get(d).copied()).collect();
     let mut ideal_gains: Vec<f64> = judgements.values().filter(|&&g| g > 0).map(|&g| g as f64).collect();
     ideal_gains.sort_by(|a, b| b.partial_cmp(a).unwrap());
     JudgedRanking {
@@ -81,23 +86,35 @@ pub fn order_measures(measures: &[Measure]) -> Vec<Measure> {
 pub fn evaluate(qrels: &Qrels, run: &Run, measures: &[Measure], opts: &EvalOptions) -> Evaluation {
     let measures = order_measures(measures);
     let mut per_query = BTreeMap::new();
+    for (qid, docs) in &run.by_query {
+        if let Some(judgements) = qrels.by_query.get(qid) {
+            let judged = judge(judgements, docs, opts);
+            per_query.insert(qid.clone(), measures.iter().map(|&m| judged.value(m)).collect());
+        }
+    }
+    summarize(qrels, per_query, measures, opts)
+}
+
+/// Builds the evaluation from the per-query values of the queries in both run and qrels
+/// (measures in [`order_measures`] order). The sums run in qrels order whoever computed the
+/// values, so a streaming scorer prints the same digits as [`evaluate`].
+pub fn summarize(qrels: &Qrels, per_query: BTreeMap<String, Vec<f64>>, measures: Vec<Measure>, opts: &EvalOptions) -> Evaluation {
     let mut sums = vec![0.0; measures.len()];
     let mut num_q = 0usize;
-    let empty: Vec<ScoredDoc> = Vec::new();
     for (qid, judgements) in &qrels.by_query {
-        let docs = match run.by_query.get(qid) {
-            Some(d) => d,
-            None if opts.average_over_all_qrels => &empty,
+        let missing;
+        let values = match per_query.get(qid) {
+            Some(values) => values,
+            None if opts.average_over_all_qrels => {
+                let judged = judge_ordered(judgements, std::iter::empty(), opts);
+                missing = measures.iter().map(|&m| judged.value(m)).collect::<Vec<f64>>();
+                &missing
+            }
             None => continue,
         };
         num_q += 1;
-        let judged = judge(judgements, docs, opts);
-        let values: Vec<f64> = measures.iter().map(|&m| judged.value(m)).collect();
-        for (s, v) in sums.iter_mut().zip(&values) {
+        for (s, v) in sums.iter_mut().zip(values) {
             *s += v;
-        }
-        if run.by_query.contains_key(qid) {
-            per_query.insert(qid.clone(), values);
         }
     }
     let summary = measures
