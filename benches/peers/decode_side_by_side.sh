@@ -3,10 +3,11 @@
 # (the setup's SmolLM2-135M-Instruct, float32), the same chat prompts, thread count and number of
 # new tokens (end-of-turn ignored on both sides), at batch 1 and 8. Installs the Python peer
 # (torch 2.13.0 + transformers 5.24.0, about 2.6 GB) into .deps/peer-transformers.
-# Usage: benches/peers/decode_side_by_side.sh [NEW_TOKENS=64] [THREADS=2]
+# Each side runs REPS times, alternating; the ratio is of the medians (a shared 2-core machine is
+# noisy). Usage: benches/peers/decode_side_by_side.sh [NEW_TOKENS=64] [THREADS=2] [REPS=5]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-NEW="${1:-64}"; THREADS="${2:-2}"
+NEW="${1:-64}"; THREADS="${2:-2}"; REPS="${3:-5}"
 DEPS="${HARNESS_DEPS_DIR:-$ROOT/.deps}"
 MODEL="$DEPS/models/smollm2-135m-instruct"
 PEER="${PEER_VENV:-$DEPS/peer-transformers}"
@@ -21,9 +22,14 @@ for i, line in enumerate(open(sys.argv[1])):
     if i >= 8: break
     print("Rewrite this claim as a search query: " + json.loads(line)["text"])
 PY
+rate() { sed -E 's/.*tokens_per_s=([0-9.]+).*/\1/'; }
 for batch in 1 8; do
-  py=$("$PEER/bin/python" "$ROOT/benches/peers/transformers_decode.py" "$MODEL" "$PROMPTS" "$batch" "$NEW" "$THREADS" | tail -1)
-  rs=$("$ROOT/target/release/harness" generate --model "$MODEL" --prompts-file "$PROMPTS" --batch "$batch" --chat \
-        --max-new-tokens "$NEW" --ignore-eos --threads "$THREADS" --device cpu 2>&1 >/dev/null | tail -1)
-  python3 -c "import re,sys; g=lambda s: float(re.search(r'tokens_per_s=([0-9.]+)', s).group(1)); py,rs=g(sys.argv[1]),g(sys.argv[2]); print(f'batch {sys.argv[3]}, {sys.argv[4]} new tokens, {sys.argv[5]} threads: harness {rs:.1f} tokens/s, transformers {py:.1f} tokens/s, ratio {rs/py:.2f}')" "$py" "$rs" "$batch" "$NEW" "$THREADS"
+  py=(); rs=()
+  for _ in $(seq "$REPS"); do
+    py+=("$("$PEER/bin/python" "$ROOT/benches/peers/transformers_decode.py" "$MODEL" "$PROMPTS" "$batch" "$NEW" "$THREADS" | tail -1 | rate)")
+    rs+=("$("$ROOT/target/release/harness" generate --model "$MODEL" --prompts-file "$PROMPTS" --batch "$batch" --chat \
+          --max-new-tokens "$NEW" --ignore-eos --threads "$THREADS" --device cpu 2>&1 >/dev/null | tail -1 | rate)")
+  done
+  python3 -c "import statistics as s,sys; py=[float(x) for x in sys.argv[5].split()]; rs=[float(x) for x in sys.argv[6].split()]; print(f'batch {sys.argv[1]}, {sys.argv[2]} new tokens, {sys.argv[3]} threads, median of {sys.argv[4]}: harness {s.median(rs):.1f} tokens/s, transformers {s.median(py):.1f} tokens/s, ratio {s.median(rs)/s.median(py):.2f}')" \
+    "$batch" "$NEW" "$THREADS" "$REPS" "${py[*]}" "${rs[*]}"
 done

@@ -74,6 +74,38 @@ pub fn generate(
     params: &SamplingParams,
     decode: &dyn Fn(&[i64]) -> String,
 ) -> Vec<Generation> {
+    generate_on(model, prompts, eos_ids, pad_id, params, decode, DecodePath::Fast)
+}
+
+/// [`generate`] on the plain path: a cache that concatenates per token and the model's own
+/// (unfused) projections. The reference the fast path is tested against.
+pub fn generate_reference(
+    model: &CausalLm,
+    prompts: &[Vec<i64>],
+    eos_ids: &[i64],
+    pad_id: i64,
+    params: &SamplingParams,
+    decode: &dyn Fn(&[i64]) -> String,
+) -> Vec<Generation> {
+    generate_on(model, prompts, eos_ids, pad_id, params, decode, DecodePath::Reference)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DecodePath {
+    /// Preallocated cache; packed weights on the CPU.
+    Fast,
+    Reference,
+}
+
+fn generate_on(
+    model: &CausalLm,
+    prompts: &[Vec<i64>],
+    eos_ids: &[i64],
+    pad_id: i64,
+    params: &SamplingParams,
+    decode: &dyn Fn(&[i64]) -> String,
+    path: DecodePath,
+) -> Vec<Generation> {
     tch::manual_seed(params.seed as i64);
     let device: Device = model.device;
     let n = prompts.len();
@@ -94,18 +126,33 @@ pub fn generate(
     }
     let shape = [n as i64, longest as i64];
     let input = Tensor::from_slice(&ids).view(shape).to_device(device);
-    let mut key_mask = Tensor::from_slice(&mask).view(shape).to_device(device);
+    // The key mask of every position the generation can reach, narrowed to the current length
+    // at each step (generated positions are always real).
+    let new_tokens = params.max_new_tokens as i64;
+    let mut key_mask = Tensor::cat(
+        &[Tensor::from_slice(&mask).view(shape).to_device(device), Tensor::ones([n as i64, new_tokens], (Kind::Bool, device))],
+        1,
+    );
     let pos = Tensor::from_slice(&positions).view(shape).to_device(device);
     // Next position of each row = its prompt length.
     let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
-    // Rows still running, as indices into `outputs`; the cache holds only these rows.
-    let mut active: Vec<usize> = (0..n).collect();
-    let mut cache = KvCache::default();
+    // The batch's rows: the output each one feeds, or None once it finished. Finished rows are
+    // dropped from the batch (and the cache) at the next step, except on packed weights, where
+    // they ride along until half the batch is done, so the packed row count still fits.
+    let mut rows: Vec<Option<usize>> = (0..n).map(Some).collect();
+    let fast = path == DecodePath::Fast;
+    let mut cache = if fast { KvCache::with_capacity(longest as i64 + new_tokens) } else { KvCache::default() };
+    // On the CPU (float32), decoding steps run on fused copies of the weights packed by MKL for
+    // the batch's row count: a snapshot taken here, so a trainer's updates between calls are
+    // always seen. Without MKL packing in this libtorch the plain path runs.
+    // One row is a matrix-vector product, bound by memory: packing would only add its cost.
+    let can_pack = fast && device == Device::Cpu && model.kind() == Kind::Float && n >= 2;
+    let mut packed = if can_pack { model.pack_for_decoding(n as i64).ok() } else { None };
 
     tch::no_grad(|| {
-        let hidden = model.hidden(&input, &pos, &key_mask, &mut cache);
-        let mut last = model.logits(&hidden.select(1, -1));
-        for _step in 0..params.max_new_tokens {
+        let hidden = model.hidden_with(&input, &pos, &key_mask.narrow(1, 0, longest as i64), &mut cache, packed.as_ref());
+        let mut last = model.logits_with(&hidden.select(1, -1), packed.as_ref());
+        for step in 1..=params.max_new_tokens {
             let scaled = if params.temperature > 0.0 { &last / params.temperature } else { last.shallow_clone() };
             let logprobs_all = scaled.log_softmax(-1, Kind::Float);
             let chosen = if params.temperature > 0.0 {
@@ -116,8 +163,8 @@ pub fn generate(
             let chosen_lp = logprobs_all.gather(1, &chosen.unsqueeze(1), false).squeeze_dim(1);
             let chosen_v: Vec<i64> = Vec::<i64>::try_from(&chosen.to_device(Device::Cpu)).expect("token ids");
             let lp_v: Vec<f32> = Vec::<f32>::try_from(&chosen_lp.to_device(Device::Cpu)).expect("log-probs");
-            let mut keep = Vec::with_capacity(active.len());
-            for (row, &out_index) in active.iter().enumerate() {
+            for (row, slot) in rows.iter_mut().enumerate() {
+                let Some(out_index) = *slot else { continue };
                 let out = &mut outputs[out_index];
                 out.token_ids.push(chosen_v[row]);
                 out.logprobs.push(lp_v[row]);
@@ -129,26 +176,39 @@ pub fn generate(
                 } {
                     out.finish = Finish::Stop;
                 } else {
-                    keep.push(row);
+                    continue;
                 }
+                *slot = None;
             }
-            if keep.is_empty() || outputs[active[keep[0]]].token_ids.len() >= params.max_new_tokens {
+            let running = rows.iter().flatten().count();
+            if running == 0 || step >= params.max_new_tokens {
                 break;
             }
-            if keep.len() < active.len() {
-                let rows = Tensor::from_slice(&keep.iter().map(|&r| r as i64).collect::<Vec<_>>()).to_device(device);
-                cache.select_rows(&rows);
-                key_mask = key_mask.index_select(0, &rows);
-                active = keep.iter().map(|&r| active[r]).collect();
-                next_pos = keep.iter().map(|&r| next_pos[r]).collect();
+            let compact = if packed.is_some() { 2 * running <= rows.len() } else { running < rows.len() };
+            if compact {
+                let keep: Vec<i64> = (0..rows.len() as i64).filter(|&r| rows[r as usize].is_some()).collect();
+                let index = Tensor::from_slice(&keep).to_device(device);
+                cache.select_rows(&index);
+                key_mask = key_mask.index_select(0, &index);
+                next_pos = keep.iter().map(|&r| next_pos[r as usize]).collect();
+                rows = keep.iter().map(|&r| rows[r as usize]).collect();
+                // Re-packing costs about as much as a few steps: worth it only with many to go.
+                let steps_left = params.max_new_tokens - step;
+                packed = if packed.is_some() && steps_left >= 16 && running >= 2 {
+                    model.pack_for_decoding(running as i64).ok()
+                } else {
+                    None
+                };
             }
-            let step_ids: Vec<i64> = active.iter().map(|&i| *outputs[i].token_ids.last().expect("one token")).collect();
-            let b = active.len() as i64;
+            // A finished row still in the batch is fed padding; its outputs are ignored.
+            let step_ids: Vec<i64> =
+                rows.iter().map(|r| r.map_or(pad_id, |i| *outputs[i].token_ids.last().expect("one token"))).collect();
+            let b = rows.len() as i64;
             let step_input = Tensor::from_slice(&step_ids).view([b, 1]).to_device(device);
             let step_pos = Tensor::from_slice(&next_pos).view([b, 1]).to_device(device);
-            key_mask = Tensor::cat(&[&key_mask, &Tensor::ones([b, 1], (Kind::Bool, device))], 1);
-            let hidden = model.hidden(&step_input, &step_pos, &key_mask, &mut cache);
-            last = model.logits(&hidden.select(1, -1));
+            let hidden =
+                model.hidden_with(&step_input, &step_pos, &key_mask.narrow(1, 0, cache.len() + 1), &mut cache, packed.as_ref());
+            last = model.logits_with(&hidden.select(1, -1), packed.as_ref());
             for p in next_pos.iter_mut() {
                 *p += 1;
             }

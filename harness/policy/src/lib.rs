@@ -4,6 +4,7 @@
 pub mod chat;
 pub mod config;
 pub mod generate;
+pub mod mkl;
 pub mod model;
 
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ use tch::{nn, Device, Kind};
 
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
-pub use generate::{generate, Finish, Generation, SamplingParams};
+pub use generate::{generate, generate_reference, Finish, Generation, SamplingParams};
 pub use model::{CausalLm, KvCache};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,6 +8,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use crate::config::ModelConfig;
+use crate::mkl::PackedLinear;
 use crate::PolicyError;
 
 /// A LoRA adapter: `x A^T B^T * alpha / r` added to a projection.
@@ -118,19 +119,31 @@ struct Layer {
 }
 
 /// Keys and values of every layer for the positions seen so far: `[batch, kv_heads, len, dim]`.
+///
+/// A cache made with [`KvCache::with_capacity`] writes each step's keys and values in place
+/// into buffers allocated once (grown by doubling if a step overruns them), so decoding costs no
+/// copy of the whole cache per token; [`KvCache::default`] keeps exactly what it was given
+/// (the training path, where autograd needs plain tensors).
 #[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<Option<(Tensor, Tensor)>>,
+    len: i64,
+    capacity: i64,
 }
 
 impl KvCache {
+    /// A cache that holds `positions` positions without reallocating.
+    pub fn with_capacity(positions: i64) -> KvCache {
+        KvCache { layers: Vec::new(), len: 0, capacity: positions.max(1) }
+    }
+
     /// Positions cached.
     pub fn len(&self) -> i64 {
-        self.layers.first().and_then(|l| l.as_ref()).map_or(0, |(k, _)| k.size()[2])
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
     }
 
     /// Keeps only the given batch rows (finished sequences dropped).
@@ -140,6 +153,62 @@ impl KvCache {
             *v = v.index_select(0, rows);
         }
     }
+
+    /// Appends `k`, `v` (`[B, kv_heads, T, dim]`) at position `past` of layer `layer`; returns
+    /// the keys and values of positions `0..past + T`.
+    fn append(&mut self, layer: usize, past: i64, k: Tensor, v: Tensor) -> (Tensor, Tensor) {
+        let t = k.size()[2];
+        if self.capacity == 0 {
+            let (k, v) = match self.layers[layer].take() {
+                Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
+                None => (k, v),
+            };
+            self.layers[layer] = Some((k.shallow_clone(), v.shallow_clone()));
+            return (k, v);
+        }
+        let needed = past + t;
+        let grow = |old: Option<&Tensor>, new: &Tensor, capacity: i64| -> Tensor {
+            let mut size = new.size();
+            size[2] = capacity;
+            let buffer = Tensor::empty(size.as_slice(), (new.kind(), new.device()));
+            if let Some(old) = old {
+                buffer.narrow(2, 0, past).copy_(&old.narrow(2, 0, past));
+            }
+            buffer
+        };
+        let (kb, vb) = match self.layers[layer].take() {
+            Some((kb, vb)) if kb.size()[2] >= needed => (kb, vb),
+            old => {
+                self.capacity = self.capacity.max(needed).max(2 * old.as_ref().map_or(0, |(kb, _)| kb.size()[2]));
+                let (ok, ov) = old.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+                (grow(ok.as_ref(), &k, self.capacity), grow(ov.as_ref(), &v, self.capacity))
+            }
+        };
+        kb.narrow(2, past, t).copy_(&k);
+        vb.narrow(2, past, t).copy_(&v);
+        let out = (kb.narrow(2, 0, needed), vb.narrow(2, 0, needed));
+        self.layers[layer] = Some((kb, vb));
+        out
+    }
+}
+
+/// One layer's projections for decoding on the CPU, fused (q|k|v and gate|up) and packed by
+/// MKL for the decoding batch.
+#[derive(Debug)]
+struct PackedLayer {
+    qkv: PackedLinear,
+    o: PackedLinear,
+    gate_up: PackedLinear,
+    down: PackedLinear,
+}
+
+/// Decoding weights derived from a model's current weights (with its active adapter merged) by
+/// [`CausalLm::pack_for_decoding`]. A snapshot: build it again after the weights change.
+#[derive(Debug)]
+pub struct PackedWeights {
+    layers: Vec<PackedLayer>,
+    lm_head: PackedLinear,
+    batch: i64,
 }
 
 /// The decoder.
@@ -260,10 +329,56 @@ impl CausalLm {
         out
     }
 
+    /// The weights as [`PackedWeights`] for decoding `batch` rows a step on the CPU (float32),
+    /// the active adapter merged in. Fails when this libtorch has no MKL packed GEMM.
+    pub fn pack_for_decoding(&self, batch: i64) -> Result<PackedWeights, String> {
+        let active = self.active.load(Ordering::Relaxed);
+        let fuse = |parts: &[&Linear]| -> Result<PackedLinear, String> {
+            let weights: Vec<Tensor> = parts.iter().map(|p| p.merged_weight(active)).collect();
+            let biases: Option<Vec<&Tensor>> = parts.iter().map(|p| p.bias.as_ref()).collect();
+            PackedLinear::new(Tensor::cat(&weights, 0), biases.map(|b| Tensor::cat(&b, 0)), batch)
+        };
+        tch::no_grad(|| {
+            let layers = self
+                .layers
+                .iter()
+                .map(|l| {
+                    let (a, m) = (&l.self_attn, &l.mlp);
+                    Ok(PackedLayer {
+                        qkv: fuse(&[&a.q_proj, &a.k_proj, &a.v_proj])?,
+                        o: fuse(&[&a.o_proj])?,
+                        gate_up: fuse(&[&m.gate_proj, &m.up_proj])?,
+                        down: fuse(&[&m.down_proj])?,
+                    })
+                })
+                .collect::<Result<Vec<_>, String>>()?;
+            let lm_head = match &self.lm_head {
+                Some(head) => fuse(&[head])?,
+                None => PackedLinear::new(self.embed_tokens.shallow_clone(), None, batch)?,
+            };
+            Ok(PackedWeights { layers, lm_head, batch })
+        })
+    }
+
     /// Hidden states after the final norm: `input_ids`, `positions` `[B, T]`; `key_mask`
     /// `[B, cached + T]` (true = a real token); updates `cache`.
     pub fn hidden(&self, input_ids: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: &mut KvCache) -> Tensor {
+        self.hidden_with(input_ids, positions, key_mask, cache, None)
+    }
+
+    /// [`CausalLm::hidden`], computing the projections from `packed` when given.
+    pub fn hidden_with(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_mask: &Tensor,
+        cache: &mut KvCache,
+        packed: Option<&PackedWeights>,
+    ) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
+        // Packed weights serve only the row count they were packed for (the decoding steps);
+        // the prompt pass and shrunken batches take the model's own projections.
+        let packed = packed.filter(|p| p.batch == b * t);
         if cache.layers.is_empty() {
             cache.layers = (0..self.layers.len()).map(|_| None).collect();
         }
@@ -286,25 +401,52 @@ impl CausalLm {
             let residual = &x;
             let h = layer.input_layernorm.forward(&x);
             let a = &layer.self_attn;
-            let q = a.q_proj.forward(&h).view([b, t, a.heads, a.head_dim]).transpose(1, 2);
-            let k = a.k_proj.forward(&h).view([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
-            let v = a.v_proj.forward(&h).view([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
+            let (q_width, kv_width) = (a.heads * a.head_dim, a.kv_heads * a.head_dim);
+            let (q, k, v) = match packed.map(|p| &p.layers[i]) {
+                Some(p) => {
+                    let qkv = p.qkv.forward(&h);
+                    (qkv.narrow(2, 0, q_width), qkv.narrow(2, q_width, kv_width), qkv.narrow(2, q_width + kv_width, kv_width))
+                }
+                None => (a.q_proj.forward(&h), a.k_proj.forward(&h), a.v_proj.forward(&h)),
+            };
+            let q = q.reshape([b, t, a.heads, a.head_dim]).transpose(1, 2);
+            let k = k.reshape([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
+            let v = v.reshape([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
             let q = &q * &cos + rotate_half(&q) * &sin;
             let k = &k * &cos + rotate_half(&k) * &sin;
-            let (k, v) = match cache.layers[i].take() {
-                Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
-                None => (k, v),
-            };
+            let (k, v) = cache.append(i, past, k, v);
             let out = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), 0.0, false, None, a.kv_heads != a.heads);
-            cache.layers[i] = Some((k, v));
-            let out = out.transpose(1, 2).reshape([b, t, a.heads * a.head_dim]);
-            x = residual + a.o_proj.forward(&out);
-            let h = layer.post_attention_layernorm.forward(&x);
+            let out = out.transpose(1, 2).reshape([b, t, q_width]);
             let m = &layer.mlp;
-            let ff = m.down_proj.forward(&(m.gate_proj.forward(&h).silu() * m.up_proj.forward(&h)));
-            x = &x + ff;
+            match packed.map(|p| &p.layers[i]) {
+                Some(p) => {
+                    x = residual + p.o.forward(&out);
+                    let gate_up = p.gate_up.forward(&layer.post_attention_layernorm.forward(&x));
+                    let width = m.gate_proj.weight.size()[0];
+                    x = &x + p.down.forward(&(gate_up.narrow(2, 0, width).silu() * gate_up.narrow(2, width, width)));
+                }
+                None => {
+                    x = residual + a.o_proj.forward(&out);
+                    let h = layer.post_attention_layernorm.forward(&x);
+                    x = &x + m.down_proj.forward(&(m.gate_proj.forward(&h).silu() * m.up_proj.forward(&h)));
+                }
+            }
         }
+        cache.len = total;
         self.norm.forward(&x)
+    }
+
+    /// [`CausalLm::logits`] through the packed (transposed) head.
+    pub fn logits_with(&self, hidden: &Tensor, packed: Option<&PackedWeights>) -> Tensor {
+        match packed.filter(|p| hidden.numel() as i64 == p.batch * self.config.hidden_size) {
+            Some(p) => p.lm_head.forward(hidden).to_kind(Kind::Float),
+            None => self.logits(hidden),
+        }
+    }
+
+    /// The dtype of the weights.
+    pub fn kind(&self) -> Kind {
+        self.embed_tokens.kind()
     }
 
     /// Vocabulary logits of hidden states `[.., hidden]`, in float32.
