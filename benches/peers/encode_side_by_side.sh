@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Encoding throughput of `harness embed` against python onnxruntime on the same model,
-# tokenizer, texts (the first N SciFact passages), batch size and threads, in one run.
+# Encoding cost of `harness embed` against python onnxruntime on the same model, tokenizer,
+# texts (the first N SciFact passages), batch size and threads: whole-process CPU time
+# (user+sys) and wall time from /usr/bin/time, medians of REPS alternating runs, and the largest
+# difference between the two sides' vectors.
 # Needs the setup (.deps) and a release build; installs the Python peer into .deps/peer-python.
-# Usage: benches/peers/encode_side_by_side.sh [N=256] [BATCH=32] [THREADS=2]
+# Usage: benches/peers/encode_side_by_side.sh [N=256] [BATCH=32] [THREADS=2] [REPS=5]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-N="${1:-256}"; BATCH="${2:-32}"; THREADS="${3:-2}"
+N="${1:-256}"; BATCH="${2:-32}"; THREADS="${3:-2}"; REPS="${4:-5}"
 DEPS="${HARNESS_DEPS_DIR:-$ROOT/.deps}"
 MODEL="$DEPS/models/all-minilm-l6-v2-int8"
 PEER="$DEPS/peer-python"
@@ -13,12 +15,32 @@ if [ ! -f "$PEER/.complete" ]; then
   python3 -m pip install --quiet --no-deps --target "$PEER" onnxruntime==1.31.1 tokenizers==0.23.3 numpy==2.4.6 flatbuffers protobuf packaging sympy mpmath coloredlogs humanfriendly
   touch "$PEER/.complete"
 fi
-TEXTS="$(mktemp)"
+OUT="$(mktemp -d)"; trap 'rm -rf "$OUT"' EXIT
 python3 -c "import gzip,json,sys
 for i,l in enumerate(gzip.open(sys.argv[1],'rt')):
     if i>=int(sys.argv[2]): break
-    d=json.loads(l); print((d['title']+' '+d['text']).strip().replace('\n',' '))" "$ROOT/datasets/data/scifact/corpus.jsonl.gz" "$N" >"$TEXTS"
-py=$(PYTHONPATH="$PEER" python3 "$ROOT/benches/peers/onnxruntime_encode.py" "$MODEL" "$MODEL/tokenizer.json" "$TEXTS" "$BATCH" "$THREADS")
-rs=$("$ROOT/target/release/harness" embed --model "$MODEL" --batch-size "$BATCH" --threads "$THREADS" --throughput <"$TEXTS" 2>&1 >/dev/null | sed -E 's/.*: ([0-9.]+) texts\/s.*/\1/')
-rm -f "$TEXTS"
-python3 -c "import sys; py,rs=float(sys.argv[1]),float(sys.argv[2]); print(f'{sys.argv[3]} SciFact passages, batch {sys.argv[4]}, {sys.argv[5]} threads: harness {rs:.1f} passages/s, python onnxruntime {py:.1f} passages/s, ratio {rs/py:.2f}')" "$py" "$rs" "$N" "$BATCH" "$THREADS"
+    d=json.loads(l); print((d['title']+' '+d['text']).strip().replace('\n',' '))" "$ROOT/datasets/data/scifact/corpus.jsonl.gz" "$N" >"$OUT/texts"
+timed() { # name, command...: appends "cpu_s wall_s" to $OUT/name.times
+  local name="$1"; shift
+  /usr/bin/time -f "%U %S %e" -o "$OUT/time" "$@"
+  awk '{printf "%.3f %.3f\n", $1+$2, $3}' "$OUT/time" >>"$OUT/$name.times"
+}
+for _ in $(seq "$REPS"); do
+  timed python env PYTHONPATH="$PEER" python3 "$ROOT/benches/peers/onnxruntime_encode.py" "$MODEL" "$MODEL/tokenizer.json" "$OUT/texts" "$BATCH" "$THREADS" "$OUT/python.jsonl" >/dev/null
+  timed harness "$ROOT/target/release/harness" embed --model "$MODEL" --batch-size "$BATCH" --threads "$THREADS" <"$OUT/texts" >"$OUT/harness.jsonl"
+done
+python3 - "$OUT" "$N" "$BATCH" "$THREADS" "$REPS" <<'PY'
+import json, os, statistics, sys
+out, n, batch, threads, reps = sys.argv[1:]
+def med(name):
+    rows = [tuple(map(float, l.split())) for l in open(os.path.join(out, name + ".times"))]
+    return statistics.median(r[0] for r in rows), statistics.median(r[1] for r in rows)
+def vectors(name):
+    return [json.loads(l) for l in open(os.path.join(out, name + ".jsonl"))]
+diff = max(abs(a - b) for u, v in zip(vectors("python"), vectors("harness")) for a, b in zip(u, v))
+(pc, pw), (hc, hw) = med("python"), med("harness")
+print(f"{n} SciFact passages, batch {batch}, {threads} threads, whole processes, median of {reps}:")
+print(f"  python onnxruntime  CPU {pc:6.2f} s  wall {pw:6.2f} s")
+print(f"  harness embed       CPU {hc:6.2f} s  wall {hw:6.2f} s")
+print(f"  python/harness: CPU {pc / hc:.2f}x  wall {pw / hw:.2f}x; largest vector difference {diff:.1e}")
+PY
