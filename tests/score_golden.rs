@@ -69,3 +69,33 @@ fn score_reports_malformed_run_lines() {
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("bad.run:2: score 'high' is not a number"), "{err}");
 }
+
+/// `harness compare` on the committed SciFact runs writes compare.csv with the agreed columns
+/// and the scipy-checked numbers (the values themselves are tested in harness-core against
+/// tests/golden/compare); a single run is a one-line error.
+#[test]
+fn compare_writes_its_csv_and_needs_two_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let golden = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden"));
+    let qrels = golden.join("trec_eval/scifact-bm25.qrels");
+    let bm25 = format!("bm25={}", golden.join("trec_eval/scifact-bm25.run.gz").display());
+    let rm3 = format!("rm3={}", golden.join("compare/scifact-rm3.run.gz").display());
+    let output = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["compare", "--qrels", qrels.to_str().unwrap(), "--run", &bm25, "--run", &rm3, "-m", "ndcg_cut.10"])
+        .arg("--out")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let csv = std::fs::read_to_string(dir.path().join("compare.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "measure,baseline,run,queries,mean_baseline,mean_run,mean_diff,ci_low,ci_high,p_ttest,p_randomization,p_holm");
+    assert!(lines[1].starts_with("ndcg_cut_10,bm25,rm3,300,0.6789"), "{}", lines[1]);
+    assert_eq!(lines.len(), 2);
+    let single = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["compare", "--qrels", qrels.to_str().unwrap(), "--run", &bm25])
+        .output()
+        .unwrap();
+    assert!(!single.status.success());
+    assert!(String::from_utf8_lossy(&single.stderr).contains("at least one run to compare"));
+}

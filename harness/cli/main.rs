@@ -1,5 +1,6 @@
 //! `harness`: the DeepRetrieval Bench command line. Clap structs become specs, the work runs
 //! in `harness-bench`, results are printed here.
+mod compare;
 mod cost;
 mod datasets_cmd;
 mod embed;
@@ -35,6 +36,9 @@ struct Cli {
 enum Command {
     /// Score a TREC run against qrels with trec_eval's semantics and output format.
     Score(score::ScoreArgs),
+    /// Paired significance tests of runs against a baseline run: mean difference, bootstrap
+    /// confidence interval, t-test, randomization test, Holm correction.
+    Compare(compare::CompareArgs),
     /// List or fetch datasets.
     Datasets {
         #[command(subcommand)]
@@ -103,6 +107,7 @@ fn main() {
     let root = cli.root;
     let result = match cli.command {
         Command::Score(args) => score::run(args),
+        Command::Compare(args) => compare::run(args),
         Command::Datasets { command } => datasets_cmd::run(command, root),
         Command::Eval(args) => eval::run(args, root),
         Command::Reproduce(args) => reproduce::run(args, root),

@@ -13,6 +13,7 @@ pub mod io;
 pub mod measures;
 pub mod rewards;
 pub mod score_file;
+pub mod significance;
 pub mod trec_eval;
 pub mod types;
 

@@ -130,6 +130,23 @@ pub fn summarize(qrels: &Qrels, per_query: BTreeMap<String, Vec<f64>>, measures:
     Evaluation { measures, per_query, summary, num_q }
 }
 
+/// Every qrels query's value of `eval`'s measure number `index`, in qrels order, as `-c`
+/// averages them: a query the run lacks scores what an empty ranking scores.
+pub fn complete_per_query(qrels: &Qrels, eval: &Evaluation, index: usize, opts: &EvalOptions) -> Vec<(String, f64)> {
+    let measure = eval.measures[index];
+    qrels
+        .by_query
+        .iter()
+        .map(|(qid, judgements)| {
+            let value = match eval.per_query.get(qid) {
+                Some(values) => values[index],
+                None => judge_ordered(judgements, std::iter::empty(), opts).value(measure),
+            };
+            (qid.clone(), value)
+        })
+        .collect()
+}
+
 fn format_line(out: &mut String, m: Measure, qid: &str, v: f64) {
     use std::fmt::Write;
     let name = m.name();
