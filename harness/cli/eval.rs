@@ -185,6 +185,10 @@ pub fn run(args: EvalArgs, root: Option<PathBuf>) -> Result<()> {
     let outcome = run_methods(&bench, &spec, &args.methods)?;
     if !args.quiet {
         println!("{}", harness_report::display(&outcome.table));
+        if let Some(significance) = &outcome.significance {
+            println!("against the baseline (paired, every judged query; p_holm: randomization p, Holm-adjusted over the methods):");
+            println!("{}", harness_report::display(significance));
+        }
         println!("runs written to {}", outcome.out.display());
     }
     Ok(())

@@ -92,3 +92,39 @@ fn table_cells_fail_loudly_on_unknown_fields_and_missing_measures() {
     assert!(r.ours[0].note.contains("'map' is not among the cell's metrics (ndcg_cut_10)"), "{}", r.ours[0].note);
     assert_eq!(r.long.height(), 1, "{}", r.long);
 }
+
+/// Several methods: the original query is the baseline whatever its position, every other
+/// method gets one row per measure with its paired tests, written as significance.*; the
+/// numbers are those of `compare_scores` on the cells' per-query values.
+#[test]
+fn methods_are_tested_against_the_original_query() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = Bench::new(workspace(&tmp.path().join("cache")), Invocation::default(), &Silent).unwrap();
+    let spec = CellSpec {
+        dataset: "scifact".into(),
+        measures: vec!["ndcg_cut.10".into(), "recall.100".into()],
+        out: Some(tmp.path().join("methods")),
+        ..Default::default()
+    };
+    let outcome = harness_bench::run_methods(&bench, &spec, &["rm3".to_string(), "original".to_string()]).unwrap();
+    let frame = outcome.significance.expect("two cells with per-query scores");
+    assert_eq!(frame.height(), 2);
+    let text = |c: &str, i: usize| frame.column(c).unwrap().str().unwrap().get(i).unwrap().to_string();
+    let num = |c: &str, i: usize| frame.column(c).unwrap().f64().unwrap().get(i).unwrap();
+    assert_eq!((text("measure", 0), text("measure", 1)), ("ndcg_cut_10".to_string(), "recall_100".to_string()));
+    assert_eq!(text("baseline", 0), "original");
+    assert!(text("run", 0).starts_with("rm3"));
+    let original = outcome.cells[1].scores.as_ref().unwrap();
+    let rm3 = outcome.cells[0].scores.as_ref().unwrap();
+    assert_eq!(original.queries.len(), 300);
+    let expected = harness_core::significance::compare_paired(
+        &original.measures[0].1,
+        &rm3.measures[0].1,
+        &harness_core::significance::TestSettings::default(),
+    );
+    assert_eq!(num("mean_diff", 0), expected.mean_diff);
+    assert_eq!(num("p_ttest", 0), expected.p_ttest);
+    assert_eq!(num("p_holm", 0), expected.p_randomization); // one method: Holm changes nothing
+    assert!((num("mean_baseline", 0) - outcome.cells[1].row.metrics[0].1).abs() < 1e-12);
+    assert!(outcome.out.join("significance.csv").is_file());
+}

@@ -57,7 +57,8 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
 
     let (measures, hit_depths) = parse_measures(if spec.measures.is_empty() { &card.measures } else { &spec.measures })?;
     // Anserini's regressions score with trec_eval -c: every judged query counts.
-    let evaluation = evaluate(&qrels, &run, &measures, &EvalOptions { average_over_all_qrels: true, ..Default::default() });
+    let eval_options = EvalOptions { average_over_all_qrels: true, ..Default::default() };
+    let evaluation = evaluate(&qrels, &run, &measures, &eval_options);
     let hits = if hit_depths.is_empty() { Vec::new() } else { answer_hits(&dataset, &queries, &run, &hit_depths)? };
 
     let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-{}-{}", card.name, spec.retriever, spec.method), spec.out.as_deref())?;
@@ -113,7 +114,8 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     if let Some(v) = dr_compat {
         notes.push(format!("paper's own NDCG@10 (dr-compat, not trec_eval; see ARCHITECTURE.md): {v:.4}"));
     }
-    Ok(CellOutcome { row, table, run_dir: dir.path, notes })
+    let scores = Some(super::QueryScores::new(&qrels, &evaluation, &eval_options, &measures));
+    Ok(CellOutcome { row, table, run_dir: dir.path, notes, scores })
 }
 
 /// Hit@k by answer containment: the share of queries (all of them, as trec_eval -c) with a

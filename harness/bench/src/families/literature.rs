@@ -157,7 +157,8 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         measures.extend(Measure::parse_list(m)?);
     }
     // Every review counts (trec_eval -c), as the paper averages over all test items.
-    let evaluation = evaluate(&qrels, &run, &measures, &EvalOptions { average_over_all_qrels: true, ..Default::default() });
+    let eval_options = EvalOptions { average_over_all_qrels: true, ..Default::default() };
+    let evaluation = evaluate(&qrels, &run, &measures, &eval_options);
 
     let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{engine_label}-{}", card.name, spec.method), spec.out.as_deref())?;
     let row = ResultRow {
@@ -194,5 +195,6 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         }),
     )?;
     let notes = vec![format!("{} reviews; {query_errors} unusable queries, {engine_errors} engine errors (each counts as recall 0)", tasks.len())];
-    Ok(CellOutcome { row, table, run_dir: dir.path, notes })
+    let scores = Some(super::QueryScores::new(&qrels, &evaluation, &eval_options, &measures));
+    Ok(CellOutcome { row, table, run_dir: dir.path, notes, scores })
 }

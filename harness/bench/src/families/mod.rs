@@ -24,6 +24,39 @@ pub struct CellOutcome {
     pub run_dir: PathBuf,
     /// Lines worth showing after the table (index built, unusable queries, SQL summaries...).
     pub notes: Vec<String>,
+    /// Per-query values of the trec_eval measures, for paired tests between methods (none for
+    /// families scored otherwise).
+    pub scores: Option<QueryScores>,
+}
+
+/// Every judged query's value of each trec_eval measure of a cell, as `-c` averages them.
+#[derive(Debug, Clone)]
+pub struct QueryScores {
+    /// Query ids, in qrels order.
+    pub queries: Vec<String>,
+    /// (measure name, one value per query).
+    pub measures: Vec<(String, Vec<f64>)>,
+}
+
+impl QueryScores {
+    /// From an evaluation made with `opts` against `qrels`; measures in the order asked (the
+    /// table's column order), counts left out.
+    pub fn new(
+        qrels: &harness_core::Qrels,
+        evaluation: &harness_core::trec_eval::Evaluation,
+        opts: &harness_core::EvalOptions,
+        asked: &[Measure],
+    ) -> Self {
+        let mut queries = Vec::new();
+        let mut measures = Vec::new();
+        for m in distinct(asked) {
+            let Some(i) = evaluation.measures.iter().position(|&e| e == m).filter(|_| !m.kind.is_count()) else { continue };
+            let values = harness_core::trec_eval::complete_per_query(qrels, evaluation, i, opts);
+            queries = values.iter().map(|(q, _)| q.clone()).collect();
+            measures.push((m.name(), values.into_iter().map(|(_, v)| v).collect()));
+        }
+        QueryScores { queries, measures }
+    }
 }
 
 /// Measures asked for (the spec's, else the card's), split into trec_eval measures and

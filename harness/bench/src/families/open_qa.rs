@@ -212,5 +212,5 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             "timings": {"index_seconds": index_seconds, "search_seconds": search_seconds},
         }),
     )?;
-    Ok(CellOutcome { row, table, run_dir: dir.path, notes: Vec::new() })
+    Ok(CellOutcome { row, table, run_dir: dir.path, notes: Vec::new(), scores: None })
 }

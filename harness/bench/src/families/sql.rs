@@ -102,5 +102,5 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             "wall_seconds": seconds,
         }),
     )?;
-    Ok(CellOutcome { row, table, run_dir: run_dir.path, notes })
+    Ok(CellOutcome { row, table, run_dir: run_dir.path, notes, scores: None })
 }
