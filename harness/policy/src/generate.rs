@@ -77,27 +77,18 @@ pub fn generate(
     generate_on(model, prompts, eos_ids, pad_id, params, decode, DecodePath::Fast)
 }
 
-/// [`generate`] on the plain path: a cache that concatenates per token and the model's own
-/// (unfused) projections. The reference the fast path is tested against.
-pub fn generate_reference(
-    model: &CausalLm,
-    prompts: &[Vec<i64>],
-    eos_ids: &[i64],
-    pad_id: i64,
-    params: &SamplingParams,
-    decode: &dyn Fn(&[i64]) -> String,
-) -> Vec<Generation> {
-    generate_on(model, prompts, eos_ids, pad_id, params, decode, DecodePath::Reference)
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum DecodePath {
-    /// Preallocated cache; packed weights on the CPU.
+/// How [`generate_on`] decodes. Both give the same ids; log-probs agree to float rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecodePath {
+    /// Preallocated cache written in place; on the CPU in float32, MKL-packed fused weights.
     Fast,
+    /// A cache that concatenates per token and the model's own (unfused) projections: the
+    /// reference the fast path is tested against.
     Reference,
 }
 
-fn generate_on(
+/// [`generate`] on the chosen decoding path.
+pub fn generate_on(
     model: &CausalLm,
     prompts: &[Vec<i64>],
     eos_ids: &[i64],

@@ -13,7 +13,7 @@ use tch::{nn, Device, Kind};
 
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
-pub use generate::{generate, generate_reference, Finish, Generation, SamplingParams};
+pub use generate::{generate, generate_on, DecodePath, Finish, Generation, SamplingParams};
 pub use model::{CausalLm, KvCache};
 
 #[derive(Debug, thiserror::Error)]

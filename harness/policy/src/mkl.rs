@@ -46,7 +46,7 @@ impl PackedLinear {
     /// this libtorch has no MKL packed GEMM.
     pub fn new(weight: Tensor, bias: Option<Tensor>, batch: i64) -> Result<PackedLinear, String> {
         let weight = weight.contiguous();
-        let mut error = vec![0 as c_char; 512];
+        let mut error = [0 as c_char; 512];
         // SAFETY: `weight` outlives the call; the error buffer's length is passed along.
         let packed = checked(
             unsafe { harness_mkl_pack_linear_weight(weight.as_ptr(), batch, error.as_mut_ptr(), error.len()) },
@@ -63,7 +63,7 @@ impl PackedLinear {
         if rows.size()[0] != self.batch {
             return x.linear(&self.weight, self.bias.as_ref());
         }
-        let mut error = vec![0 as c_char; 512];
+        let mut error = [0 as c_char; 512];
         let bias = self.bias.as_ref().map_or(std::ptr::null(), |b| b.as_ptr());
         // SAFETY: every tensor outlives the call; a null bias means none.
         let out = checked(

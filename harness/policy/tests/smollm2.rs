@@ -1,7 +1,7 @@
 //! The tch decoder against transformers on the setup's SmolLM2-135M-Instruct (float32).
 use std::path::{Path, PathBuf};
 
-use harness_policy::{Message, Policy, SamplingParams};
+use harness_policy::{DecodePath, Message, Policy, SamplingParams};
 use tch::{Device, Kind, Tensor};
 
 fn model_dir() -> PathBuf {
@@ -111,9 +111,9 @@ fn fast_decoding_path_equals_the_plain_one() {
     let ids: Vec<Vec<i64>> = prompts.iter().map(|t| p.encode(t).unwrap()).collect();
     // Stop tokens taken from the plain run's output make two rows finish early (compaction).
     let params = SamplingParams { max_new_tokens: 40, ..Default::default() };
-    let probe = harness_policy::generate_reference(&p.model, &ids, &[], p.text.pad_id, &params, &|_| String::new());
+    let probe = harness_policy::generate_on(&p.model, &ids, &[], p.text.pad_id, &params, &|_| String::new(), DecodePath::Reference);
     let eos = [probe[1].token_ids[5], probe[2].token_ids[3]];
-    let plain = harness_policy::generate_reference(&p.model, &ids, &eos, p.text.pad_id, &params, &|_| String::new());
+    let plain = harness_policy::generate_on(&p.model, &ids, &eos, p.text.pad_id, &params, &|_| String::new(), DecodePath::Reference);
     let fast = harness_policy::generate(&p.model, &ids, &eos, p.text.pad_id, &params, &|_| String::new());
     assert!(plain.iter().filter(|g| g.token_ids.len() < 40).count() >= 2, "fewer than two rows finished early");
     assert!(plain.iter().any(|g| g.token_ids.len() == 40), "no row ran to the end");
