@@ -103,6 +103,37 @@ pub struct RunFile {
     pub tag: String,
 }
 
+/// The fields of one TREC run line that a scorer reads.
+pub(crate) struct RunLine<'a> {
+    pub query: &'a str,
+    pub doc: &'a str,
+    pub score: f64,
+    pub tag: &'a str,
+}
+
+/// Parses `qid Q0 docid rank score tag` (whitespace separated); the error is the cause.
+pub(crate) fn parse_run_line(line: &str) -> std::result::Result<RunLine<'_>, String> {
+    let mut fields = line.split_whitespace();
+    let parts: [Option<&str>; 6] = std::array::from_fn(|_| fields.next());
+    let [Some(query), Some(_), Some(doc), Some(_), Some(score_text), Some(tag)] = parts else {
+        return Err(format!("expected 6 fields (qid Q0 docid rank score tag), found {}", parts.iter().flatten().count()));
+    };
+    let extra = fields.count();
+    if extra > 0 {
+        return Err(format!("expected 6 fields (qid Q0 docid rank score tag), found {}", 6 + extra));
+    }
+    let score: f64 = score_text.parse().map_err(|_| format!("score '{score_text}' is not a number"))?;
+    if !score.is_finite() {
+        return Err(format!("score '{score_text}' is not finite"));
+    }
+    Ok(RunLine { query, doc, score, tag })
+}
+
+/// The error for a document retrieved twice for one query (trec_eval refuses such runs).
+pub(crate) fn duplicate_doc(query: &str, doc: &str) -> String {
+    format!("document '{doc}' appears twice for query '{query}'")
+}
+
 /// Reads a TREC run file: `qid Q0 docid rank score tag`, whitespace separated.
 ///
 /// As in trec_eval, the rank column is ignored and a document retrieved twice for one query
@@ -112,34 +143,14 @@ pub fn read_run(path: &Path) -> Result<RunFile> {
     let mut tag = String::new();
     let mut seen: HashSet<(String, String)> = HashSet::new();
     for_each_line(path, |line_no, line| {
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() != 6 {
-            return Err(CoreError::parse(
-                path,
-                line_no,
-                format!("expected 6 fields (qid Q0 docid rank score tag), found {}", fields.len()),
-            ));
-        }
-        let score: f64 = fields[4]
-            .parse()
-            .map_err(|_| CoreError::parse(path, line_no, format!("score '{}' is not a number", fields[4])))?;
-        if !score.is_finite() {
-            return Err(CoreError::parse(path, line_no, format!("score '{}' is not finite", fields[4])));
-        }
-        if !seen.insert((fields[0].to_string(), fields[2].to_string())) {
-            return Err(CoreError::parse(
-                path,
-                line_no,
-                format!("document '{}' appears twice for query '{}'", fields[2], fields[0]),
-            ));
+        let RunLine { query, doc, score, tag: line_tag } = parse_run_line(line).map_err(|cause| CoreError::parse(path, line_no, cause))?;
+        if !seen.insert((query.to_string(), doc.to_string())) {
+            return Err(CoreError::parse(path, line_no, duplicate_doc(query, doc)));
         }
         if tag.is_empty() {
-            tag = fields[5].to_string();
+            tag = line_tag.to_string();
         }
-        run.by_query
-            .entry(fields[0].to_string())
-            .or_default()
-            .push(ScoredDoc { doc_id: fields[2].to_string(), score });
+        run.by_query.entry(query.to_string()).or_default().push(ScoredDoc { doc_id: doc.to_string(), score });
         Ok(())
     })?;
     Ok(RunFile { run, tag })

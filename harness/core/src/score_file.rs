@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use rustc_hash::FxHashSet;
 
 use crate::error::{CoreError, Result};
+use crate::io::{duplicate_doc, parse_run_line, RunLine};
 use crate::measures::{EvalOptions, Measure};
 use crate::trec_eval::{judge_ordered, order_measures, summarize, Evaluation};
 use crate::types::Qrels;
@@ -105,15 +106,17 @@ struct Block {
     bytes: Vec<u8>,
 }
 
-/// The first whitespace-separated field of a line, `None` for blank and comment lines.
+/// The first field of a line as [`parse_run_line`] splits it (Unicode whitespace), `None` for
+/// blank and comment lines. Bytes that are not UTF-8 split on ASCII whitespace; the worker
+/// reports them.
 fn query_field(line: &[u8]) -> Option<&[u8]> {
-    let start = line.iter().position(|b| !b.is_ascii_whitespace())?;
-    if start == 0 && line[0] == b'#' {
+    if line.first() == Some(&b'#') {
         return None;
     }
-    let rest = &line[start..];
-    let end = rest.iter().position(|b| b.is_ascii_whitespace()).unwrap_or(rest.len());
-    Some(&rest[..end])
+    match std::str::from_utf8(line) {
+        Ok(text) => text.split_whitespace().next().map(str::as_bytes),
+        Err(_) => line.split(u8::is_ascii_whitespace).find(|f| !f.is_empty()),
+    }
 }
 
 /// Cuts the file into per-query blocks and hands them to `f` in file order. Returns false
@@ -208,25 +211,12 @@ impl BlockScorer<'_> {
             if line.trim().is_empty() || line.starts_with('#') {
                 continue;
             }
-            let mut fields = line.split_ascii_whitespace();
-            let parts: [Option<&str>; 6] = std::array::from_fn(|_| fields.next());
-            let [Some(q), Some(_), Some(doc), Some(_), Some(score), Some(_)] = parts else {
-                let found = parts.iter().flatten().count();
-                return Err(CoreError::parse(self.path, line_no, format!("expected 6 fields (qid Q0 docid rank score tag), found {found}")));
-            };
-            if fields.next().is_some() {
-                let found = 7 + fields.count();
-                return Err(CoreError::parse(self.path, line_no, format!("expected 6 fields (qid Q0 docid rank score tag), found {found}")));
-            }
-            let score: f64 =
-                score.parse().map_err(|_| CoreError::parse(self.path, line_no, format!("score '{score}' is not a number")))?;
-            if !score.is_finite() {
-                return Err(CoreError::parse(self.path, line_no, format!("score '{}' is not finite", line.split_ascii_whitespace().nth(4).unwrap_or(""))));
-            }
+            let RunLine { query: q, doc, score, .. } =
+                parse_run_line(line).map_err(|cause| CoreError::parse(self.path, line_no, cause))?;
             // Documents are kept as (offset, length) into the block: no allocation per line.
             let key = (doc.as_ptr() as usize - base, doc.len());
             if !seen.insert(doc) {
-                return Err(CoreError::parse(self.path, line_no, format!("document '{doc}' appears twice for query '{q}'")));
+                return Err(CoreError::parse(self.path, line_no, duplicate_doc(q, doc)));
             }
             qid = q;
             scratch.docs.push((score as f32, key.0, key.1));
@@ -295,6 +285,20 @@ mod tests {
         let qrels = read_qrels(&qrels).unwrap();
         // Query 1's lines are split by query 2's: a streaming pass alone would score 1 twice.
         let run = write(&dir, "r", "# comment\n1 Q0 b 1 3 t\r\n2 Q0 c 1 2 t\n\n1 Q0 a 2 2 t\n");
+        let opts = EvalOptions::default();
+        for threads in [1, 2] {
+            let text = streamed(&qrels, &run, &opts, threads).unwrap();
+            assert_eq!(text, collected(&qrels, &run, &opts));
+            assert!(text.contains("recip_rank            \t1\t0.5000"), "{text}");
+        }
+    }
+
+    #[test]
+    fn fields_split_on_the_same_whitespace_as_the_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let qrels = read_qrels(&write(&dir, "q", "1 0 a 1\n")).unwrap();
+        // A no-break space between fields, and one right after the query id.
+        let run = write(&dir, "r", "1\u{a0}Q0 b 1 3 t\n1 Q0\u{a0}a 2 2 t\n");
         let opts = EvalOptions::default();
         for threads in [1, 2] {
             let text = streamed(&qrels, &run, &opts, threads).unwrap();

@@ -176,7 +176,7 @@ pub fn compare_run_files(
     let mut scores = Vec::with_capacity(runs.len());
     for (_, path) in runs {
         let eval = crate::score_file::evaluate_run_file(qrels, path, &[measure], &opts, 1)?;
-        scores.push(complete_per_query(qrels, &eval, 0, &opts).into_iter().map(|(_, v)| v).collect::<Vec<f64>>());
+        scores.push(complete_per_query(qrels, &eval, 0, &opts));
     }
     Ok(compare_scores(&measure.name(), runs.iter().map(|(n, _)| n.clone()).zip(scores).collect(), settings))
 }

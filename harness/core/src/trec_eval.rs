@@ -130,19 +130,17 @@ pub fn summarize(qrels: &Qrels, per_query: BTreeMap<String, Vec<f64>>, measures:
     Evaluation { measures, per_query, summary, num_q }
 }
 
-/// Every qrels query's value of `eval`'s measure number `index`, in qrels order, as `-c`
-/// averages them: a query the run lacks scores what an empty ranking scores.
-pub fn complete_per_query(qrels: &Qrels, eval: &Evaluation, index: usize, opts: &EvalOptions) -> Vec<(String, f64)> {
+/// Every qrels query's value of `eval`'s measure number `index`, in the order of
+/// `qrels.by_query`'s keys, as `-c` averages them: a query the run lacks scores what an empty
+/// ranking scores.
+pub fn complete_per_query(qrels: &Qrels, eval: &Evaluation, index: usize, opts: &EvalOptions) -> Vec<f64> {
     let measure = eval.measures[index];
     qrels
         .by_query
         .iter()
-        .map(|(qid, judgements)| {
-            let value = match eval.per_query.get(qid) {
-                Some(values) => values[index],
-                None => judge_ordered(judgements, std::iter::empty(), opts).value(measure),
-            };
-            (qid.clone(), value)
+        .map(|(qid, judgements)| match eval.per_query.get(qid) {
+            Some(values) => values[index],
+            None => judge_ordered(judgements, std::iter::empty(), opts).value(measure),
         })
         .collect()
 }

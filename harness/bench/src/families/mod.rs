@@ -47,15 +47,13 @@ impl QueryScores {
         opts: &harness_core::EvalOptions,
         asked: &[Measure],
     ) -> Self {
-        let mut queries = Vec::new();
-        let mut measures = Vec::new();
-        for m in distinct(asked) {
-            let Some(i) = evaluation.measures.iter().position(|&e| e == m).filter(|_| !m.kind.is_count()) else { continue };
-            let values = harness_core::trec_eval::complete_per_query(qrels, evaluation, i, opts);
-            queries = values.iter().map(|(q, _)| q.clone()).collect();
-            measures.push((m.name(), values.into_iter().map(|(_, v)| v).collect()));
-        }
-        QueryScores { queries, measures }
+        let measures = distinct(asked)
+            .into_iter()
+            .filter(|m| !m.kind.is_count())
+            .filter_map(|m| evaluation.measures.iter().position(|&e| e == m).map(|i| (m, i)))
+            .map(|(m, i)| (m.name(), harness_core::trec_eval::complete_per_query(qrels, evaluation, i, opts)))
+            .collect();
+        QueryScores { queries: qrels.by_query.keys().cloned().collect(), measures }
     }
 }
 
