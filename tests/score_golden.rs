@@ -1,6 +1,7 @@
-//! `harness score` against trec_eval's own values (tests/golden/trec_eval, made by
-//! scripts/make_trec_eval_goldens.py from trec_eval's C measures): every ported measure, with
-//! and without -q, -c and -l 2, on a synthetic edge-case run and on the real SciFact BM25 run.
+//! `harness score` against trec_eval's own output (tests/golden/trec_eval: what the real
+//! trec_eval 9.0.8 binary, built from source by scripts/make_trec_eval_goldens.py, printed):
+//! every ported measure, with and without -q, -c and -l 2, on a synthetic edge-case run and on
+//! the real SciFact BM25 run, line for line.
 use std::path::Path;
 use std::process::Command;
 

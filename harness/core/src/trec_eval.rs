@@ -5,7 +5,8 @@
 //! * Queries in the run but not in the qrels are ignored. Without `-c` the average runs over
 //!   the queries in both; with `-c` over every qrels query, a missing one scoring 0.
 //! * Counts (`num_ret`, `num_rel`, `num_rel_ret`) are summed in the summary, other measures
-//!   averaged.
+//!   averaged. One quirk kept: with `-c` the `num_rel` summary counts every judgement graded
+//!   above 0, ignoring `-l` (as trec_eval 9.0.8 does).
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -122,6 +123,12 @@ pub fn summarize(qrels: &Qrels, per_query: BTreeMap<String, Vec<f64>>, measures:
         .zip(&sums)
         .map(|(m, &s)| match m.kind {
             MeasureKind::NumQ => num_q as f64,
+            // trec_eval 9.0.8's -c summary of num_rel (m_num_rel.c, te_calc_avg_num_rel) goes
+            // back to the qrels file and counts every judgement with a grade above 0, whatever
+            // `-l` says; per-query values and the summary without -c respect `-l`.
+            MeasureKind::NumRel if opts.average_over_all_qrels => {
+                qrels.by_query.values().flat_map(|j| j.values()).filter(|&&g| g > 0).count() as f64
+            }
             k if k.is_count() => s,
             _ if num_q == 0 => 0.0,
             _ => s / num_q as f64,
@@ -262,6 +269,20 @@ mod tests {
         assert_eq!(l1.summary[0], 1.0);
         assert_eq!(l2.summary[0], 0.0);
         assert_eq!(l1.summary[1], l2.summary[1]);
+    }
+
+    /// trec_eval 9.0.8 under `-c -l 2`: per-query num_rel counts grades >= 2, the summary
+    /// counts every grade > 0 of every qrels query (m_num_rel.c); without -c it sums.
+    #[test]
+    fn num_rel_summary_under_c_ignores_the_relevance_level() {
+        let qrels = qrels_of(&[("q", "a", 1), ("q", "b", 2), ("q", "c", 0), ("r", "d", 1), ("r", "e", -1)]);
+        let run = run_of(&[("q", "a", 2.0)]);
+        let m = ms("num_rel");
+        let level2 = EvalOptions { relevance_level: 2, ..Default::default() };
+        let plain = evaluate(&qrels, &run, &m, &level2);
+        assert_eq!((plain.per_query["q"][0], plain.summary[0]), (1.0, 1.0));
+        let all = evaluate(&qrels, &run, &m, &EvalOptions { average_over_all_qrels: true, ..level2 });
+        assert_eq!((all.per_query["q"][0], all.summary[0]), (1.0, 3.0));
     }
 
     #[test]
