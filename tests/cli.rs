@@ -73,6 +73,20 @@ fn scifact_bm25_matches_pyserini_flat_and_writes_every_output() {
     assert_eq!(meta["retriever"]["k1"], 0.9f32 as f64);
     assert_eq!(meta["retriever"]["index_docs"], 5183);
     assert!(meta["timings"]["search_seconds"].as_f64().unwrap() > 0.0);
+    // Provenance: the commit this binary was built from (as git says), the exact argv, the
+    // machine and the library versions.
+    let head = std::process::Command::new("git").args(["-C", env!("CARGO_MANIFEST_DIR"), "rev-parse", "HEAD"]).output().unwrap();
+    if head.status.success() {
+        assert_eq!(meta["git_commit"], String::from_utf8_lossy(&head.stdout).trim(), "meta.json commit");
+    }
+    let provenance = &meta["provenance"];
+    assert!(provenance["build"]["git_dirty"].is_boolean(), "{provenance}");
+    assert_eq!(provenance["build"]["cargo_lock_sha256"].as_str().unwrap().len(), 64);
+    assert!(provenance["build"]["libtorch_version"].as_str().unwrap().starts_with("2."), "{provenance}");
+    assert_eq!(provenance["argv"][1], "eval");
+    assert_eq!(provenance["argv"].as_array().unwrap().last().unwrap(), out.to_str().unwrap());
+    assert!(provenance["machine"]["cores"].as_u64().unwrap() >= 1);
+    assert!(provenance["onnxruntime"]["library"].as_str().unwrap().contains("onnxruntime"));
     // The run file is scored identically by `harness score` (trec_eval -c semantics).
     let scored = harness(
         &["score", "--qrels", concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/data/scifact/qrels/test.tsv"),
@@ -147,6 +161,16 @@ fn reproduce_tables_2_to_4_put_our_cells_beside_the_papers() {
         // Every paper cell with a value says what stands beside it or why nothing does.
         assert!(csv.lines().filter(|l| l.starts_with("paper,")).all(|l| l.contains("ours: ")), "table {table}");
         assert!(out.join("side_by_side.md").is_file() && out.join("chart.svg").is_file());
+        // Every paper source is inside this repository (docs/paper-notes.md), and values read
+        // off a figure are flagged and drawn apart.
+        let paper_rows: Vec<&str> = csv.lines().filter(|l| l.starts_with("paper,")).collect();
+        assert!(paper_rows.iter().all(|l| l.contains("(docs/paper-notes.md §")), "table {table}: {csv}");
+        assert!(!csv.contains("reference/"), "table {table}");
+        let chart = std::fs::read_to_string(out.join("chart.svg")).unwrap();
+        if table != 4 {
+            assert!(paper_rows.iter().any(|l| l.contains(",true,")), "table {table}: no approximate row");
+            assert!(chart.contains("read off a figure (approximate)"), "table {table}: legend");
+        }
     }
     // Table 4's BIRD cell says why it cannot run.
     let t4 = std::fs::read_to_string(tmp.path().join("t4/table.csv")).unwrap();

@@ -43,6 +43,21 @@ pub struct Generated {
 /// Builds the task for a query (dataset-specific wording).
 pub type TaskBuilder = Box<dyn Fn(&Query) -> Task + Send>;
 
+/// sha256 of each weights, config and tokenizer file of a model folder (`*.safetensors`,
+/// `*.json`), by file name: which model a run used, whatever the folder is called. A file that
+/// cannot be read says why instead of a digest.
+pub fn model_files_sha256(dir: &Path) -> BTreeMap<String, String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
+    entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "safetensors" || e == "json"))
+        .map(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+            (name, harness_core::io::sha256_file(&p).unwrap_or_else(|e| format!("unreadable: {e}")))
+        })
+        .collect()
+}
+
 /// A prompted local model.
 pub struct LlmMethod {
     name: String,
@@ -123,6 +138,7 @@ impl QueryMethod for LlmMethod {
         let tokens: usize = self.generated.iter().map(|g| g.tokens).sum();
         serde_json::json!({
             "model_dir": self.policy.dir,
+            "model_files_sha256": model_files_sha256(&self.policy.dir),
             "reasoning": self.settings.reasoning,
             "max_new_tokens": self.settings.sampling.max_new_tokens,
             "temperature": self.settings.sampling.temperature,

@@ -89,11 +89,16 @@ fn workspace(root: Option<PathBuf>) -> Result<Workspace> {
     Ok(Workspace::locate(&settings)?)
 }
 
-/// The command line and the names (never values) of the environment variables that are set.
+/// Environment variables that set thread counts: their values go into meta.json.
+const THREAD_VARIABLES: &[&str] = &["OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", "ORT_NUM_THREADS"];
+
+/// The command line, the names (never values) of the environment variables that are set, and
+/// the values of the thread-count variables.
 fn invocation() -> Invocation {
     Invocation {
         command: std::env::args().collect(),
         configured: std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect(),
+        thread_variables: THREAD_VARIABLES.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect(),
     }
 }
 

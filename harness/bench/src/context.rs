@@ -13,6 +13,9 @@ pub struct Invocation {
     /// Names of the environment variables that are set (values are never passed): a table cell
     /// that needs one (`requires_env`) says so when it is missing.
     pub configured: BTreeSet<String>,
+    /// Thread settings read from the environment (`OMP_NUM_THREADS`, `RAYON_NUM_THREADS`, ...)
+    /// with their values: counts only, never secrets; recorded in meta.json.
+    pub thread_variables: std::collections::BTreeMap<String, String>,
 }
 
 /// Everything a piece of work needs: where files are, the dataset cards, what to record, how

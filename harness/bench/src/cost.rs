@@ -100,7 +100,7 @@ pub fn run(bench: &Bench, job: &CostJob) -> Result<CostOutcome> {
     harness_report::write_all_formats(&table, &dir.path, "cost")?;
     let documents = dataset.read_corpus()?.len();
     dir.write_meta(
-        &bench.invocation,
+        bench,
         serde_json::json!({
             "dataset": card.name, "split": split, "queries": texts.len(),
             "documents": documents, "search_threads": job.threads,

@@ -44,6 +44,9 @@ struct PaperRow {
     /// Where this row's numbers come from when not the table's `paper_source`.
     #[serde(default)]
     source: Option<String>,
+    /// Read off a figure: drawn pale and hatched, labelled approximate in the tables.
+    #[serde(default)]
+    approximate: bool,
 }
 
 /// A measured cell of a table: what it shows and where, plus the eval settings (a flattened
@@ -104,6 +107,8 @@ struct LongRow {
     value: Option<f64>,
     source: String,
     note: String,
+    /// A paper value read off a figure.
+    approximate: bool,
 }
 
 fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
@@ -116,6 +121,7 @@ fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
         Column::new("metric".into(), s(&|r| r.metric.clone())),
         Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
         Column::new("source".into(), s(&|r| r.source.clone())),
+        Column::new("approximate".into(), rows.iter().map(|r| r.approximate).collect::<Vec<_>>()),
         Column::new("note".into(), s(&|r| r.note.clone())),
     ])?)
 }
@@ -217,7 +223,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
             }
             Err(e) => (None, "not run".into(), format!("{}: {e:#}", cell.label), cell.spec.dataset.clone()),
         };
-        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note }));
+        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note, approximate: false }));
     }
 
     let mut rows = Vec::new();
@@ -243,6 +249,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
                 value: r.paper.get(col).copied(),
                 source: format!("paper ({})", r.source.as_deref().unwrap_or(&spec.paper_source)),
                 note,
+                approximate: r.approximate,
             });
         }
     }
@@ -320,22 +327,36 @@ fn side_by_side(spec: &Spec, measured: &[(&Cell, LongRow)], invocation: &Invocat
     Ok(DataFrame::new_infer_height(columns)?)
 }
 
-/// Bars of every paper value and every measured value, paper in blue and ours in green.
+/// Bars of every paper value and every measured value: paper in blue (pale with a blue
+/// outline where read off a figure), ours in green, with a legend.
 fn chart(spec: &Spec, rows: &[LongRow], path: &std::path::Path) -> Result<()> {
     use plotters::prelude::*;
-    let bars: Vec<(String, f64, bool)> = rows
+    #[derive(Clone, Copy, PartialEq)]
+    enum Kind {
+        Paper,
+        PaperApproximate,
+        Ours,
+    }
+    let bars: Vec<(String, f64, Kind)> = rows
         .iter()
-        .filter_map(|r| r.value.map(|v| (format!("{} [{}]", r.system, r.dataset), v, r.section == "ours")))
+        .filter_map(|r| {
+            let kind = match (r.section == "ours", r.approximate) {
+                (true, _) => Kind::Ours,
+                (false, true) => Kind::PaperApproximate,
+                (false, false) => Kind::Paper,
+            };
+            r.value.map(|v| (format!("{} [{}]", r.system, r.dataset), v, kind))
+        })
         .collect();
     let mut svg = String::new();
     {
-        let height = 80 + 22 * bars.len().max(1) as u32;
+        let height = 110 + 22 * bars.len().max(1) as u32;
         let root = SVGBackend::with_string(&mut svg, (1100, height)).into_drawing_area();
         root.fill(&WHITE)?;
         let top = bars.iter().map(|b| b.1).fold(0.0f64, f64::max).max(1e-9) * 1.1;
         let n = bars.len().max(1);
         let mut chart = ChartBuilder::on(&root)
-            .caption(format!("Table {}: {} (blue: paper, green: ours, measured)", spec.table, spec.metric), ("sans-serif", 16))
+            .caption(format!("Table {}: {}", spec.table, spec.metric), ("sans-serif", 16))
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(420)
@@ -350,10 +371,25 @@ fn chart(spec: &Spec, rows: &[LongRow], path: &std::path::Path) -> Result<()> {
             })
             .x_desc(spec.metric.as_str())
             .draw()?;
-        chart.draw_series(bars.iter().enumerate().map(|(i, (_, v, ours))| {
-            let color = if *ours { GREEN.mix(0.8) } else { BLUE.mix(0.6) };
-            Rectangle::new([(0.0, SegmentValue::Exact(i)), (*v, SegmentValue::Exact(i + 1))], color.filled())
-        }))?;
+        let styles = [
+            (Kind::Paper, "paper", BLUE.mix(0.6).filled()),
+            (Kind::PaperApproximate, "paper, read off a figure (approximate)", BLUE.mix(0.15).filled()),
+            (Kind::Ours, "ours, measured", GREEN.mix(0.8).filled()),
+        ];
+        for (kind, label, style) in styles {
+            let of_kind: Vec<(usize, f64)> = bars.iter().enumerate().filter(|(_, b)| b.2 == kind).map(|(i, b)| (i, b.1)).collect();
+            chart
+                .draw_series(of_kind.iter().map(|&(i, v)| Rectangle::new([(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))], style)))?
+                .label(label)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], style));
+            if kind == Kind::PaperApproximate {
+                // The outline keeps a pale bar visible on white.
+                chart.draw_series(of_kind.iter().map(|&(i, v)| {
+                    Rectangle::new([(0.0, SegmentValue::Exact(i)), (v, SegmentValue::Exact(i + 1))], BLUE.stroke_width(1))
+                }))?;
+            }
+        }
+        chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
         root.present()?;
     }
     harness_core::io::write_atomically(path, |w| w.write_all(svg.as_bytes()))?;

@@ -7,7 +7,7 @@ use harness_core::Run;
 use harness_report::ResultRow;
 use polars::prelude::DataFrame;
 
-use crate::context::Invocation;
+use crate::context::{Bench, Invocation};
 
 /// A run id: UTC time plus a label, e.g. `20261125T190501Z-scifact-test-bm25-original`.
 pub fn new_run_id(label: &str) -> String {
@@ -64,14 +64,22 @@ impl RunDir {
         write_jsonl(&self.file(name), values)
     }
 
-    /// meta.json: the run id, command, harness version and creation time, then `fields`
-    /// (an object) of the task family.
-    pub fn write_meta(&self, invocation: &Invocation, fields: serde_json::Value) -> Result<()> {
+    /// meta.json: the run id, command, harness version, creation time and provenance (commit,
+    /// dirty flag, library versions, machine, argv; [`crate::provenance`]), then `fields` (an
+    /// object) of the task family.
+    pub fn write_meta(&self, bench: &Bench, fields: serde_json::Value) -> Result<()> {
+        self.write_meta_with(&bench.invocation, Some(&bench.workspace.onnxruntime), fields)
+    }
+
+    /// [`RunDir::write_meta`] for work done without a workspace (`sql-eval`).
+    pub fn write_meta_with(&self, invocation: &Invocation, onnxruntime: Option<&Path>, fields: serde_json::Value) -> Result<()> {
         let mut meta = serde_json::json!({
             "run_id": self.id,
             "command": invocation.command,
             "harness_version": env!("CARGO_PKG_VERSION"),
+            "git_commit": env!("HARNESS_GIT_COMMIT"),
             "created": humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            "provenance": crate::provenance::record(invocation, onnxruntime),
         });
         if let (Some(meta), serde_json::Value::Object(fields)) = (meta.as_object_mut(), fields) {
             meta.extend(fields);

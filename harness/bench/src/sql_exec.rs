@@ -195,8 +195,9 @@ pub fn run_sql_eval(job: &SqlEvalJob, invocation: &Invocation, progress: &dyn Pr
     let dir = RunDir::create(Path::new(""), &format!("sql-eval-{}", job.mode.name()), Some(&job.out))?;
     write_verdicts(&dir.file("verdicts.tsv"), &results)?;
     write_summary(&dir.file("summary.tsv"), &summary)?;
-    dir.write_meta(
+    dir.write_meta_with(
         invocation,
+        None,
         serde_json::json!({
             "gold": job.gold,
             "pred": job.pred,

@@ -1,5 +1,5 @@
 //! DeepRetrieval's rewards, family by family, with the paper code's tiers, format terms and
-//! penalties (reference/paper-notes.md §5). The retrieval metric itself (recall from the engine,
+//! penalties (docs/paper-notes.md §7). The retrieval metric itself (recall from the engine,
 //! the rank of the first answer-bearing passage, NDCG, an execution verdict) is computed by the
 //! run's real retriever or executor and passed in; this module only maps it to a reward, so
 //! training and evaluation share one definition.

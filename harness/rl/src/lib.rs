@@ -1,4 +1,4 @@
-//! PPO as DeepRetrieval ran it (verl's `core_algos`, reference/paper-notes.md §4): the scalar
+//! PPO as DeepRetrieval ran it (verl's `core_algos`, docs/paper-notes.md §6): the scalar
 //! reward on the last response token minus a per-token KL penalty against the frozen reference,
 //! GAE (γ = λ = 1 by default) with advantages whitened over response tokens, the clipped
 //! surrogate, the clipped value loss, an entropy bonus; GRPO's group-normalised outcome

@@ -82,7 +82,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     dir.write_jsonl("rewrites.jsonl", &method.generations())?;
     let dr_compat = spec.dr_compat.then(|| dr_compat_ndcg10(card, &qrels, &run));
     dir.write_meta(
-        &bench.invocation,
+        bench,
         serde_json::json!({
             "dataset": card.name,
             "split": split,

@@ -177,7 +177,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     dir.write_jsonl("searches.jsonl", &outcomes)?;
     dir.write_jsonl("rewrites.jsonl", &method.generations())?;
     dir.write_meta(
-        &bench.invocation,
+        bench,
         serde_json::json!({
             "dataset": card.name,
             "tasks": spec.tasks.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "vendored reviews".into()),

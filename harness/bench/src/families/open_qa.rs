@@ -197,7 +197,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let table = dir.write_cell(&row, Some(&run))?;
     dir.write_jsonl("rewrites.jsonl", &method.generations())?;
     dir.write_meta(
-        &bench.invocation,
+        bench,
         serde_json::json!({
             "dataset": card.name,
             "questions": questions_path,

@@ -90,7 +90,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     };
     let table = run_dir.write_cell(&row, None)?;
     run_dir.write_meta(
-        &bench.invocation,
+        bench,
         serde_json::json!({
             "dataset": card.name,
             "split": split,

@@ -239,7 +239,7 @@ fn train_loop(
         "policy": policy_dir, "device": format!("{device:?}"), "config": config, "total_steps": total_steps,
         "resumed_from": spec.resume,
     });
-    run_dir.write_meta(&bench.invocation, meta)?;
+    run_dir.write_meta(bench, meta)?;
 
     let bar = bench.progress.bar("training", total_steps);
     bar.set_position(trainer.step);

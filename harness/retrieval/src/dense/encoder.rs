@@ -124,6 +124,15 @@ fn environment(library: &Path) -> Result<&'static ort::environment::Environment>
     env.as_ref().map_err(|e| RetrievalError::Invalid(e.clone()))
 }
 
+/// ONNX Runtime's build string (version, commit) when this process has loaded it, for
+/// provenance; None when nothing here needed it.
+pub fn onnxruntime_build_info() -> Option<&'static str> {
+    match ENVIRONMENT.get() {
+        Some(Ok(_)) => Some(ort::info()),
+        _ => None,
+    }
+}
+
 /// A loaded encoder.
 pub struct Encoder {
     session: Session,
