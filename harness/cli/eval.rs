@@ -23,6 +23,10 @@ pub struct EvalArgs {
     /// Documents retrieved per query (default: the card's depth).
     #[arg(long)]
     pub depth: Option<usize>,
+    /// Only the first N queries (reviews, questions) of the split, in file order; the
+    /// measures average over those alone.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     /// Search (and SQL execution) threads; 1 gives single-thread timings.
     #[arg(long, default_value_t = defaults::THREADS)]
     pub threads: usize,
@@ -148,6 +152,7 @@ impl EvalArgs {
             hnsw_ef_construction: r.hnsw_ef_construction,
             hnsw_ef: r.hnsw_ef,
             depth: self.depth,
+            limit: self.limit.map(|n| n as usize),
             threads: self.threads,
             measures: self.measures.clone(),
             dr_compat: self.dr_compat,

@@ -22,16 +22,81 @@ struct Spec {
     check: Vec<Check>,
 }
 
-/// One check: a cell (flattened [`CellSpec`]) and its one-row reference table.
+/// One check: a cell (flattened [`CellSpec`]) or a `sql-eval` job, and its one-row reference
+/// table.
 #[derive(Deserialize)]
 struct Check {
     name: String,
     /// Reference table (a one-row results CSV) relative to the reference folder.
     reference: String,
+    /// A `sql-eval` job instead of a cell.
+    #[serde(default)]
+    sql_eval: Option<SqlEvalCheck>,
+    /// Tolerances of this check's metrics, over the file's `[tolerance]`.
+    #[serde(default)]
+    tolerance: BTreeMap<String, f64>,
     #[serde(flatten)]
     spec: CellSpec,
     #[serde(flatten)]
     unknown: BTreeMap<String, toml::Value>,
+}
+
+/// `harness sql-eval` on files of the workspace (paths relative to its root): the verdict
+/// counts and the accuracy become the check's metrics.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SqlEvalCheck {
+    gold: PathBuf,
+    pred: PathBuf,
+    db_dir: PathBuf,
+    /// `dr` or `test-suite`.
+    mode: String,
+}
+
+impl SqlEvalCheck {
+    /// Runs the job into `out` and writes its one-row `table.csv` there.
+    fn run(&self, bench: &Bench, name: &str, out: &Path) -> Result<PathBuf> {
+        let root = &bench.workspace.root;
+        let mode: harness_sql::ExMode = self.mode.parse().map_err(|e: String| anyhow::anyhow!("check {name}: {e}"))?;
+        let job = crate::sql_exec::SqlEvalJob {
+            gold: root.join(&self.gold),
+            pred: root.join(&self.pred),
+            db_dir: root.join(&self.db_dir),
+            mode,
+            levels: None,
+            questions: None,
+            exec: crate::sql_exec::ExecSettings {
+                timeout_secs: crate::spec::defaults::SQL_TIMEOUT_SECS,
+                max_rows: crate::sql_exec::MAX_ROWS,
+                keep_distinct: false,
+                paper_timeout_as_empty: false,
+                threads: 0,
+            },
+            out: out.to_path_buf(),
+        };
+        let outcome = crate::sql_exec::run_sql_eval(&job, &bench.invocation, bench.progress)?;
+        let all = outcome.summary.last().context("sql-eval gave no summary")?;
+        let row = harness_report::ResultRow {
+            dataset: self.gold.display().to_string(),
+            split: String::new(),
+            retriever: "sqlite".into(),
+            method: format!("sql-eval:{}", mode.name()),
+            metrics: vec![
+                ("scored".into(), all.scored as f64),
+                ("correct".into(), all.correct as f64),
+                ("not_runnable".into(), all.not_runnable as f64),
+                ("gold_failed".into(), all.gold_failed as f64),
+                ("execution_accuracy".into(), all.accuracy()),
+            ],
+            num_queries: outcome.questions,
+            wall_seconds: outcome.seconds,
+            source: "measured".into(),
+            run_id: name.into(),
+        };
+        let table = harness_report::results_frame(&[row])?;
+        harness_report::write_all_formats(&table, out, "table")?;
+        Ok(out.join("table.csv"))
+    }
 }
 
 /// Columns of a results table that are not metrics (timings vary run to run).
@@ -109,16 +174,19 @@ pub fn regress(bench: &Bench, job: &RegressJob) -> Result<RegressReport> {
 
     let mut lines = Vec::new();
     for check in spec.check.iter().filter(|c| job.only.as_ref().is_none_or(|o| c.name.contains(o.as_str()))) {
-        let cell = CellSpec { out: Some(dir.path.join(&check.name)), ..check.spec.clone() };
+        let out = dir.path.join(&check.name);
         let reference_path = reference_dir.join(&check.reference);
-        let outcome = match run_cell(bench, &cell) {
-            Ok(o) => o,
+        let measured = match &check.sql_eval {
+            Some(job) => job.run(bench, &check.name, &out),
+            None => run_cell(bench, &CellSpec { out: Some(out.clone()), ..check.spec.clone() }).map(|o| o.run_dir.join("table.csv")),
+        };
+        let measured_csv = match measured {
+            Ok(path) => path,
             Err(e) => {
                 lines.push(Line::whole(&check.name, "(run)", format!("FAILED to run: {e:#}")));
                 continue;
             }
         };
-        let measured_csv = outcome.run_dir.join("table.csv");
         if job.update {
             let body = std::fs::read(&measured_csv).with_context(|| format!("reading {}", measured_csv.display()))?;
             harness_core::io::write_atomically(&reference_path, |w| w.write_all(&body))?;
@@ -132,7 +200,7 @@ pub fn regress(bench: &Bench, job: &RegressJob) -> Result<RegressReport> {
         }
         let measured: BTreeMap<String, f64> = metrics_of(&measured_csv)?.into_iter().collect();
         for (metric, want) in metrics_of(&reference_path)? {
-            let tolerance = spec.tolerance.get(&metric).copied().unwrap_or(default_tolerance);
+            let tolerance = check.tolerance.get(&metric).or_else(|| spec.tolerance.get(&metric)).copied().unwrap_or(default_tolerance);
             let got = measured.get(&metric).copied();
             let status = match got {
                 None => "FAILED: not measured".to_string(),

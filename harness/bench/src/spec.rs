@@ -50,6 +50,9 @@ pub struct CellSpec {
     pub hnsw_ef: usize,
     /// Documents retrieved per query (default: the card's depth).
     pub depth: Option<usize>,
+    /// Only the first N queries (reviews, questions) of the split, in file order; measures
+    /// average over those alone (their qrels only).
+    pub limit: Option<usize>,
     /// Search threads (1 gives single-thread timings).
     pub threads: usize,
     /// Measures in trec_eval syntax, `hit.K,...` for answer containment (default: the card's).
@@ -92,6 +95,7 @@ impl Default for CellSpec {
             hnsw_ef_construction: defaults::HNSW_EF_CONSTRUCTION,
             hnsw_ef: defaults::HNSW_EF,
             depth: None,
+            limit: None,
             threads: defaults::THREADS,
             measures: Vec::new(),
             dr_compat: false,
@@ -112,6 +116,14 @@ impl Default for CellSpec {
 }
 
 impl CellSpec {
+    /// `items` cut to the spec's `limit` (all of them without one).
+    pub fn limited<T>(&self, mut items: Vec<T>) -> Vec<T> {
+        if let Some(n) = self.limit {
+            items.truncate(n);
+        }
+        items
+    }
+
     /// Generation settings of model methods.
     pub fn llm_settings(&self) -> harness_baselines::LlmSettings {
         harness_baselines::LlmSettings {

@@ -47,6 +47,36 @@ fn sql_cell_equals_its_reference() {
     check("spider-dev-gold-self-check", 3);
 }
 
+/// A `sql-eval` check: the official evaluator's 3,098 correct of 6,459 golden pairs.
+#[test]
+fn sql_eval_check_equals_the_official_verdict_counts() {
+    // scored, correct, not_runnable, gold_failed, execution_accuracy, queries.
+    check("spider-exec-goldens-official", 6);
+    let reference = std::fs::read_to_string(root().join("results/reference/spider-exec-goldens-test-suite.csv")).unwrap();
+    let expected = std::fs::read_to_string(root().join("tests/golden/spider_exec/expected.tsv")).unwrap();
+    let official: usize = expected.lines().skip(1).filter(|l| l.split('\t').nth(3) == Some("1")).count();
+    assert_eq!(official, 3098);
+    assert!(reference.lines().nth(1).unwrap().contains(",3098.0,"), "{reference}");
+}
+
+/// `limit`: the first N queries in file order, averaged over those alone (their qrels only).
+#[test]
+fn a_limited_cell_scores_its_first_queries_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bench = Bench::new(workspace(&tmp.path().join("cache")), Invocation::default(), &Silent).unwrap();
+    let spec = CellSpec { dataset: "scifact".into(), limit: Some(7), measures: vec!["recall.100".into()], out: Some(tmp.path().join("l")), ..Default::default() };
+    let outcome = run_cell(&bench, &spec).unwrap();
+    assert_eq!(outcome.row.num_queries, 7);
+    let run = std::fs::read_to_string(tmp.path().join("l/run.trec")).unwrap();
+    let queries: std::collections::BTreeSet<&str> = run.lines().map(|l| l.split(' ').next().unwrap()).collect();
+    assert_eq!(queries.len(), 7);
+    // The same 7 queries scored from the full run give the same mean.
+    let full = run_cell(&bench, &CellSpec { limit: None, out: Some(tmp.path().join("f")), ..spec.clone() }).unwrap();
+    let per_query = full.scores.unwrap();
+    let mean: f64 = per_query.queries.iter().zip(&per_query.measures[0].1).filter(|(q, _)| queries.contains(q.as_str())).map(|(_, v)| v).sum::<f64>() / 7.0;
+    assert!((outcome.row.metrics[0].1 - mean).abs() < 1e-12, "{} vs {mean}", outcome.row.metrics[0].1);
+}
+
 #[test]
 fn a_cell_returns_its_row_notes_and_files() {
     let tmp = tempfile::tempdir().unwrap();

@@ -28,7 +28,14 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let dir = bench.registry.require_offline(card)?;
     let split = spec.split.clone().or(card.default_split.clone()).context("no split given and the card has no default")?;
     let dataset = BeirDataset::new(card.clone(), dir);
-    let (queries, qrels) = dataset.split_queries(&split)?;
+    let (queries, mut qrels) = dataset.split_queries(&split)?;
+    let queries = spec.limited(queries);
+    if spec.limit.is_some() {
+        // -c averages over every qrels query: keep the judged queries that are evaluated.
+        let kept: std::collections::HashSet<&str> = queries.iter().map(|q| q.id.as_str()).collect();
+        qrels.by_query.retain(|q, _| kept.contains(q.as_str()));
+        qrels.rows_in_file_order.retain(|q, _| kept.contains(q.as_str()));
+    }
 
     let retriever_kind = if spec.retriever.starts_with("bm25") { "sparse" } else { "dense" };
     let mut method = methods::build(bench, spec, methods::query_task(card, retriever_kind)?)?;
@@ -86,6 +93,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         serde_json::json!({
             "dataset": card.name,
             "split": split,
+            "limit": spec.limit,
             "corpus_sha256": retrieved.corpus_sha256,
             "retriever": retrieved.details,
             "method": method.name(),

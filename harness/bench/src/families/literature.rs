@@ -99,7 +99,7 @@ pub fn open_engine(kind: EngineKind, bench: &Bench, card: &Card) -> Result<(Box<
 }
 
 pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
-    let tasks = load_tasks(spec.tasks.as_deref(), &bench.registry, card)?;
+    let tasks = spec.limited(load_tasks(spec.tasks.as_deref(), &bench.registry, card)?);
     let kind = engine_kind(spec.engine.as_deref(), card)?;
     let (mut engine, engine_details) = open_engine(kind, bench, card)?;
     let engine_label = match spec.engine.as_deref() {

@@ -128,7 +128,7 @@ fn locate(card: &Card, registry: &Registry, spec: &CellSpec) -> Result<(PathBuf,
 
 pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let (questions_path, passages_path) = locate(card, &bench.registry, spec)?;
-    let questions = read_questions(&questions_path)?;
+    let questions = spec.limited(read_questions(&questions_path)?);
     let mut method = methods::build(bench, spec, methods::query_task(card, "sparse")?)?;
     let queries: Vec<Query> = questions.iter().map(|q| Query { id: q.id.clone(), text: q.text.clone() }).collect();
     let method_start = std::time::Instant::now();

@@ -46,6 +46,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         )?,
         None => default_db_dir,
     };
+    let questions = spec.limited(questions);
     let items: Vec<ExItem> = questions
         .iter()
         .map(|q| ExItem { index: q.index, db_id: q.db_id.clone(), gold_sql: q.gold_sql.clone(), pred_sql: q.gold_sql.clone(), level: q.level.clone() })
