@@ -27,6 +27,16 @@ pub struct RopeScaling {
     pub original_max_position_embeddings: Option<f64>,
 }
 
+/// `rope_parameters` of a transformers 5 config: the base and, unless `rope_type` is
+/// `default`, the scaling.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RopeParameters {
+    #[serde(default)]
+    pub rope_theta: Option<f64>,
+    #[serde(flatten)]
+    pub scaling: RopeScaling,
+}
+
 /// Token id or ids (`eos_token_id` may be a list).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -60,6 +70,9 @@ pub struct ModelConfig {
     pub rope_theta: f64,
     #[serde(default)]
     pub rope_scaling: Option<RopeScaling>,
+    /// transformers 5 writes `rope_theta` and the scaling here instead of at the top level.
+    #[serde(default)]
+    pub rope_parameters: Option<RopeParameters>,
     pub vocab_size: i64,
     #[serde(default)]
     pub tie_word_embeddings: bool,
@@ -79,10 +92,18 @@ fn default_rope_theta() -> f64 {
 
 impl ModelConfig {
     pub fn parse(path: &std::path::Path, text: &str) -> Result<ModelConfig, PolicyError> {
-        let config: ModelConfig = serde_json::from_str(text).map_err(|e| PolicyError::Format {
+        let mut config: ModelConfig = serde_json::from_str(text).map_err(|e| PolicyError::Format {
             path: path.to_path_buf(),
             cause: format!("line {}: {e}", e.line()),
         })?;
+        if let Some(params) = config.rope_parameters.clone() {
+            if let Some(theta) = params.rope_theta {
+                config.rope_theta = theta;
+            }
+            if config.rope_scaling.is_none() && params.scaling.rope_type.as_deref().is_some_and(|t| t != "default") {
+                config.rope_scaling = Some(params.scaling);
+            }
+        }
         config.architecture().map_err(|cause| PolicyError::Format { path: path.to_path_buf(), cause })?;
         if let Some(act) = &config.hidden_act {
             if act != "silu" {

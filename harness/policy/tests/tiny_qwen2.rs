@@ -83,3 +83,44 @@ fn broken_model_folders_are_clear_errors() {
     assert!(err.contains("does not exist"), "{err}");
     assert!(harness_policy::parse_device("tpu").is_err());
 }
+
+/// tests/golden/fixtures/tiny-qwen2: a random Qwen2 (q/k/v biases, untied head, 4 query and 2
+/// key/value heads, RoPE base 1e6 under transformers 5's `rope_parameters`) saved by
+/// transformers, with its float32 logits and greedy continuations
+/// (scripts/make_qwen2_fixture.py). The tch decoder must give the same logits to 1e-4 and the
+/// same greedy tokens on both decoding paths.
+#[test]
+fn tiny_qwen2_matches_transformers_logits_and_greedy_tokens() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/golden/fixtures/tiny-qwen2");
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let config = ModelConfig::parse(&dir.join("config.json"), &text).unwrap();
+    assert_eq!(config.rope_theta, 1e6, "rope_parameters must be read");
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let model = CausalLm::new(&vs.root(), config);
+    harness_policy::model::load_weights(&mut vs, &dir).unwrap();
+    assert!(model.config.qkv_bias() && !model.config.tie_word_embeddings && model.config.kv_heads() == 2);
+    let reference: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("qwen2-reference.json")).unwrap()).unwrap();
+    let as_ids = |v: &serde_json::Value| -> Vec<i64> { v.as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect() };
+    let cases = reference["cases"].as_array().unwrap();
+    let mut worst = 0f64;
+    for case in cases {
+        let prompt = as_ids(&case["prompt_ids"]);
+        let logits = tch::no_grad(|| model.forward_full(&Tensor::from_slice(&prompt).unsqueeze(0))).squeeze_dim(0);
+        for (pos, row) in case["logits"].as_array().unwrap().iter().enumerate() {
+            let got: Vec<f32> = Vec::try_from(&logits.get(pos as i64)).unwrap();
+            for (g, w) in got.iter().zip(row.as_array().unwrap()) {
+                worst = worst.max((*g as f64 - w.as_f64().unwrap()).abs());
+            }
+        }
+    }
+    eprintln!("largest logit difference from transformers: {worst:e}");
+    assert!(worst <= 1e-4, "largest logit difference from transformers: {worst:e}");
+    let prompts: Vec<Vec<i64>> = cases.iter().map(|c| as_ids(&c["prompt_ids"])).collect();
+    let params = SamplingParams { max_new_tokens: 20, ..Default::default() };
+    for path in [harness_policy::DecodePath::Fast, harness_policy::DecodePath::Reference] {
+        let out = harness_policy::generate_on(&model, &prompts, &[], 0, &params, &|_| String::new(), path);
+        for (case, generation) in cases.iter().zip(&out) {
+            assert_eq!(generation.token_ids, as_ids(&case["greedy_ids"]), "{path:?}: prompt {:?}", case["prompt_ids"]);
+        }
+    }
+}
