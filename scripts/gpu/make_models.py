@@ -1,7 +1,8 @@
 # Random-weight model folders for GPU throughput runs (no model weights can reach the device):
 # small = SmolLM2-135M-Instruct's exact config; qwen3b = Qwen2.5-3B-Instruct's dimensions with
 # SmolLM2's tokenizer (vocab 49152 instead of 151936). Also prints transformers' greedy ids of
-# the small model for the cross-check against harness generate.
+# the small model (32 new tokens, end of turn ignored) in float32 and in bfloat16 on the GPU,
+# as `TRANSFORMERS_GREEDY_<KIND>=[...]` lines that run.sh compares with `harness generate --ids`.
 import json, os, shutil, sys, time
 import torch, transformers, tokenizers
 out = sys.argv[1]; tok = os.path.join(os.path.dirname(__file__), "tok")
@@ -26,7 +27,16 @@ def folder(name, cfg_dict, dtype):
 
 small_cfg = json.load(open(os.path.join(tok, "config.json")))
 small = folder("small", small_cfg, torch.float32)
-del small; torch.cuda.empty_cache()
+prompt_ids = tokenizers.Tokenizer.from_file(os.path.join(tok, "tokenizer.json")).encode(PROMPT).ids
+print("PROMPT_IDS=" + json.dumps(prompt_ids))
+for kind, dtype in (("F32", torch.float32), ("BF16", torch.bfloat16)):
+    m = small.to(dtype).eval()
+    seq = list(prompt_ids)
+    with torch.no_grad():
+        for _ in range(32):  # argmax of a full forward pass per step: no cache, no stopping
+            seq.append(int(m(torch.tensor([seq], device="cuda")).logits[0, -1].float().argmax()))
+    print(f"TRANSFORMERS_GREEDY_{kind}=" + json.dumps(seq[len(prompt_ids):]), flush=True)
+del small, m; torch.cuda.empty_cache()
 
 qwen = {"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "hidden_size": 2048, "intermediate_size": 11008,
         "num_hidden_layers": 36, "num_attention_heads": 16, "num_key_value_heads": 2, "max_position_embeddings": 32768,
