@@ -9,6 +9,7 @@
 #   all-MiniLM-L6-v2 int8 ONNX           -> .deps/models/all-minilm-l6-v2-int8/
 #   SmolLM2-135M-Instruct (f32 safetensors, tokenizer.json)
 #                                        -> .deps/models/smollm2-135m-instruct/
+#   chromium (Debian package, when missing and installable: the results page's browser test)
 #   .deps/env.sh exports the paths above.
 set -euo pipefail
 
@@ -109,11 +110,33 @@ PYEOF
   echo "$stamp" >"$MODELS/.complete"
 fi
 
+# Chromium (Debian package): the test suite opens the results page in it. Installed when
+# missing and this user may install packages; otherwise the browser test says what to do.
+find_chromium() { command -v chromium || command -v chromium-browser || command -v google-chrome || true; }
+CHROMIUM="${HARNESS_CHROMIUM:-$(find_chromium)}"
+if [ -z "$CHROMIUM" ] && command -v apt-get >/dev/null; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || { sudo -n true 2>/dev/null && SUDO="sudo -n"; }
+  if [ "$(id -u)" = 0 ] || [ -n "$SUDO" ]; then
+    say "chromium: installing the Debian package (for the results page's browser test)"
+    log="$(mktemp)"
+    if ! $SUDO apt-get install -y -q --no-install-recommends chromium >"$log" 2>&1; then
+      $SUDO apt-get update -q >"$log" 2>&1 && $SUDO apt-get install -y -q --no-install-recommends chromium >"$log" 2>&1 \
+        || { tail -n 5 "$log" >&2; say "chromium: install failed; the browser test will say so"; }
+    fi
+    rm -f "$log"
+    CHROMIUM="$(find_chromium)"
+  else
+    say "chromium: not found and this user cannot install packages; install 'chromium' (or set HARNESS_CHROMIUM) for the browser test"
+  fi
+fi
+
 cat >"$DEPS/env.sh.tmp" <<ENVEOF
 # Written by scripts/setup.sh. Source it to build and run DeepRetrieval Bench.
 export LIBTORCH="$DEPS/torch/torch"
 export ORT_DYLIB_PATH="$ORT_LIB"
 export HARNESS_MODELS_DIR="$MODELS"
+export HARNESS_CHROMIUM="$CHROMIUM"
 ENVEOF
 mv "$DEPS/env.sh.tmp" "$DEPS/env.sh"
 say "ready: $DEPS (source $DEPS/env.sh)"

@@ -564,3 +564,92 @@ fn a_copied_binary_runs_against_the_checkout_named_by_harness_root() {
     let o = run(&["datasets", "list", "--root", root.to_str().unwrap()], false);
     assert!(o.status.success() && stdout(&o).contains("scifact"), "{}", stderr(&o));
 }
+
+/// `harness report` rebuilds the committed results page byte for byte (a result changed
+/// without `harness report` shows up here), every regression cell is on it with its run id,
+/// and the README states no result that the page lacks.
+#[test]
+fn report_page_is_current_and_lists_every_reference_cell() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (md, html) = (tmp.path().join("RESULTS.md"), tmp.path().join("results/index.html"));
+    let o = harness(&["report", "--markdown", md.to_str().unwrap(), "--html", html.to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let page = std::fs::read_to_string(&md).unwrap();
+    assert_eq!(page, std::fs::read_to_string(root.join("docs/RESULTS.md")).unwrap(), "docs/RESULTS.md is stale: run `harness report`");
+    assert_eq!(
+        std::fs::read_to_string(&html).unwrap(),
+        std::fs::read_to_string(root.join("docs/results/index.html")).unwrap(),
+        "docs/results/index.html is stale: run `harness report`"
+    );
+    let checks = std::fs::read_to_string(root.join("results/reference/regress.toml")).unwrap();
+    for name in checks.lines().filter_map(|l| l.strip_prefix("name = ")) {
+        assert!(page.contains(&format!("| {} |", name.trim_matches('"'))), "{name} is not on the page");
+    }
+    for f in std::fs::read_dir(root.join("results/reference")).unwrap().map(|e| e.unwrap().path()) {
+        if f.extension().is_some_and(|e| e == "csv") {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let run_id = csv_fields(text.lines().nth(1).unwrap()).last().unwrap().clone();
+            assert!(page.contains(&run_id), "{}: run {run_id} is not on the page", f.display());
+        }
+    }
+    // Every decimal number in the README's Results section is on the page.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let readme = readme.split("## Results").nth(1).expect("README has a Results section").split("\n## ").next().unwrap().to_string();
+    let numbers: Vec<&str> = readme
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter(|t| t.len() > 2 && t.contains('.') && t.chars().next().unwrap().is_ascii_digit() && !t.ends_with('.'))
+        .collect();
+    assert!(numbers.len() > 5, "{numbers:?}");
+    for n in numbers {
+        let as_page = n.parse::<f64>().map(|v| if readme.contains(&format!("{n} %")) { format!("{:.4}", v / 100.0) } else { n.to_string() }).unwrap();
+        assert!(page.contains(&as_page) || page.contains(n), "README number {n} is not on docs/RESULTS.md");
+    }
+}
+
+/// The HTML results page in a real browser (headless Chromium, the Debian package that
+/// scripts/setup.sh installs): it loads without console messages, every table and row renders
+/// and every chart loads.
+#[test]
+fn report_page_renders_in_headless_chromium() {
+    if std::env::var_os("HARNESS_SKIP_BROWSER_TEST").is_some() {
+        eprintln!("HARNESS_SKIP_BROWSER_TEST is set: the browser check is skipped");
+        return;
+    }
+    let chromium = std::env::var("HARNESS_CHROMIUM").ok().filter(|c| !c.is_empty()).or_else(|| {
+        ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|c| {
+            Command::new("sh").args(["-c", &format!("command -v {c}")]).output().ok().filter(|o| o.status.success()).map(|o| stdout(&o).trim().to_string())
+        })
+    });
+    let chromium = chromium.expect("no Chromium: run scripts/setup.sh (it installs the Debian package), set HARNESS_CHROMIUM, or set HARNESS_SKIP_BROWSER_TEST=1");
+    let tmp = tempfile::tempdir().unwrap();
+    let (md, html) = (tmp.path().join("RESULTS.md"), tmp.path().join("results/index.html"));
+    let o = harness(&["report", "--markdown", md.to_str().unwrap(), "--html", html.to_str().unwrap()], tmp.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (tables, figures): (usize, usize) = {
+        let text = stdout(&o);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        (words[0].parse().unwrap(), words[3].parse().unwrap())
+    };
+    let out = Command::new(&chromium)
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--virtual-time-budget=5000"])
+        .arg(format!("--user-data-dir={}", tmp.path().join("profile").display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .expect("chromium runs");
+    assert!(out.status.success(), "chromium failed: {}", stderr(&out));
+    let dom = stdout(&out);
+    let console: Vec<&str> = stderr(&out).lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).map(str::trim).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    let attr = |name: &str| -> usize {
+        let key = format!("data-{name}=\"");
+        let start = dom.find(&key).unwrap_or_else(|| panic!("no {key} in the rendered page (did its script run?)")) + key.len();
+        dom[start..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(attr("tables"), tables);
+    assert!(tables >= 10, "{tables} tables");
+    assert_eq!(attr("figures"), figures);
+    assert_eq!(attr("broken-figures"), 0, "a chart did not load");
+    assert!(attr("rows") > 40);
+}

@@ -8,6 +8,7 @@ mod eval;
 mod generate;
 mod progress;
 mod regress;
+mod report;
 mod reproduce;
 mod score;
 mod serve;
@@ -67,6 +68,8 @@ enum Command {
     /// Rerun the fast reference cells and compare them with results/reference (non-zero exit on
     /// a regression).
     Regress(regress::RegressArgs),
+    /// Write the results page (docs/RESULTS.md and an HTML page) from the committed results.
+    Report(report::ReportArgs),
 }
 
 /// Where the workspace is, from `--root`, the environment and the current directory.
@@ -117,6 +120,7 @@ fn main() {
         Command::Eval(args) => eval::run(args, root),
         Command::Reproduce(args) => reproduce::run(args, root),
         Command::Regress(args) => regress::run(args, root),
+        Command::Report(args) => report::run(args, root),
         Command::Embed(args) => embed::run(args, root),
         Command::Cost(args) => cost::run(args, root),
         Command::SqlEval(args) => sql_eval::run(args, root),

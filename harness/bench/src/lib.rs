@@ -16,6 +16,7 @@ pub mod cost;
 pub mod families;
 pub mod methods;
 pub mod progress;
+pub mod report;
 pub mod provenance;
 pub mod regress;
 pub mod reproduce;

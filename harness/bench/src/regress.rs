@@ -99,6 +99,11 @@ impl SqlEvalCheck {
     }
 }
 
+/// Where the meta.json of a reference table's run is kept: `<table stem>.meta.json` beside it.
+pub fn meta_path(reference: &Path) -> PathBuf {
+    reference.with_extension("meta.json")
+}
+
 /// Columns of a results table that are not metrics (timings vary run to run).
 const NOT_METRICS: [&str; 8] = ["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id"];
 
@@ -161,6 +166,33 @@ impl Line {
     }
 }
 
+/// A check of a checks file as `harness report` lists it.
+pub struct CheckInfo {
+    pub name: String,
+    /// The reference table (absolute).
+    pub reference: PathBuf,
+    /// The command that reruns the cell alone.
+    pub command: String,
+}
+
+/// The checks of `spec_path`, references resolved against its folder.
+pub fn read_checks(spec_path: &Path) -> Result<Vec<CheckInfo>> {
+    let text = std::fs::read_to_string(spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
+    let spec: Spec = toml::from_str(&text).with_context(|| format!("{}", spec_path.display()))?;
+    let dir = spec_path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(spec
+        .check
+        .into_iter()
+        .map(|c| {
+            let command = match &c.sql_eval {
+                Some(j) => format!("harness sql-eval --mode {} --gold {} --pred {} --db-dir {}", j.mode, j.gold.display(), j.pred.display(), j.db_dir.display()),
+                None => c.spec.eval_command(),
+            };
+            CheckInfo { name: c.name, reference: dir.join(c.reference), command }
+        })
+        .collect())
+}
+
 pub fn regress(bench: &Bench, job: &RegressJob) -> Result<RegressReport> {
     let spec_path = job.spec.clone().unwrap_or_else(|| bench.workspace.reference.join("regress.toml"));
     let text = std::fs::read_to_string(&spec_path).with_context(|| format!("reading {}", spec_path.display()))?;
@@ -190,6 +222,11 @@ pub fn regress(bench: &Bench, job: &RegressJob) -> Result<RegressReport> {
         if job.update {
             let body = std::fs::read(&measured_csv).with_context(|| format!("reading {}", measured_csv.display()))?;
             harness_core::io::write_atomically(&reference_path, |w| w.write_all(&body))?;
+            // The run's meta.json beside the reference: the commit, command and machine that
+            // made it (`harness report` shows them).
+            let meta = measured_csv.with_file_name("meta.json");
+            let body = std::fs::read(&meta).with_context(|| format!("reading {}", meta.display()))?;
+            harness_core::io::write_atomically(&meta_path(&reference_path), |w| w.write_all(&body))?;
             lines.push(Line::whole(&check.name, "(all)", format!("updated {}", reference_path.display())));
             continue;
         }

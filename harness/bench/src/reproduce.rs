@@ -25,6 +25,10 @@ struct Spec {
     title: String,
     metric: String,
     paper_source: String,
+    /// How sure the paper's numbers are (docs/paper-notes.md §1): `exact` or `secondary`;
+    /// rows read off a figure say `approximate = true`.
+    #[serde(default)]
+    grade: String,
     columns: Vec<String>,
     /// Why the paper's own setting cannot run here (data, engines), said with every paper row.
     #[serde(default)]
@@ -47,6 +51,9 @@ struct PaperRow {
     /// Read off a figure: drawn pale and hatched, labelled approximate in the tables.
     #[serde(default)]
     approximate: bool,
+    /// This row's grade when not the table's.
+    #[serde(default)]
+    grade: Option<String>,
 }
 
 /// A measured cell of a table: what it shows and where, plus the eval settings (a flattened
@@ -167,6 +174,63 @@ impl Reproduction {
         }
         Ok(shown)
     }
+}
+
+/// A table spec as `harness report` shows it without running anything: the paper's rows and
+/// the cells `reproduce` would run.
+pub struct PaperTable {
+    pub table: u32,
+    pub title: String,
+    pub metric: String,
+    pub paper_source: String,
+    pub columns: Vec<String>,
+    /// (row name, value per column, source, grade: exact, secondary or figure).
+    pub rows: Vec<(String, Vec<Option<f64>>, String, String)>,
+    /// (label, dataset, measure, the `harness eval` command).
+    pub cells: Vec<(String, String, String, String)>,
+    /// The paper's values as bars (pale where read off a figure).
+    pub chart_svg: String,
+}
+
+/// Reads the table spec at `path`.
+pub fn paper_table(path: &std::path::Path) -> Result<PaperTable> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("no table spec at {}", path.display()))?;
+    let spec: Spec = toml::from_str(&text).with_context(|| format!("{}", path.display()))?;
+    let mut long = Vec::new();
+    let rows = spec
+        .row
+        .iter()
+        .map(|r| {
+            for col in &spec.columns {
+                long.push(LongRow {
+                    section: "paper".into(),
+                    dataset: col.clone(),
+                    system: r.model.clone(),
+                    metric: spec.metric.clone(),
+                    value: r.paper.get(col).copied(),
+                    source: String::new(),
+                    note: String::new(),
+                    approximate: r.approximate,
+                });
+            }
+            let values = spec.columns.iter().map(|c| r.paper.get(c).copied()).collect();
+            let grade = if r.approximate { "figure".to_string() } else { r.grade.clone().unwrap_or_else(|| if spec.grade.is_empty() { "not stated".into() } else { spec.grade.clone() }) };
+            (r.model.clone(), values, r.source.clone().unwrap_or_else(|| spec.paper_source.clone()), grade)
+        })
+        .collect();
+    let cells = spec
+        .cell
+        .iter()
+        .map(|c| {
+            let mut s = c.spec.clone();
+            if s.measures.is_empty() {
+                s.measures = vec![c.measure.clone()];
+            }
+            (c.label.clone(), c.spec.dataset.clone(), c.measure.clone(), s.eval_command())
+        })
+        .collect();
+    let chart_svg = chart_svg(&spec, &long)?;
+    Ok(PaperTable { table: spec.table, title: spec.title, metric: spec.metric, paper_source: spec.paper_source, columns: spec.columns, rows, cells, chart_svg })
 }
 
 /// The spec of table `n` in the workspace.
@@ -330,6 +394,13 @@ fn side_by_side(spec: &Spec, measured: &[(&Cell, LongRow)], invocation: &Invocat
 /// Bars of every paper value and every measured value: paper in blue (pale with a blue
 /// outline where read off a figure), ours in green, with a legend.
 fn chart(spec: &Spec, rows: &[LongRow], path: &std::path::Path) -> Result<()> {
+    let svg = chart_svg(spec, rows)?;
+    harness_core::io::write_atomically(path, |w| w.write_all(svg.as_bytes()))?;
+    Ok(())
+}
+
+/// [`chart`]'s SVG text.
+fn chart_svg(spec: &Spec, rows: &[LongRow]) -> Result<String> {
     use plotters::prelude::*;
     #[derive(Clone, Copy, PartialEq)]
     enum Kind {
@@ -392,6 +463,5 @@ fn chart(spec: &Spec, rows: &[LongRow], path: &std::path::Path) -> Result<()> {
         chart.configure_series_labels().position(SeriesLabelPosition::LowerRight).background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
         root.present()?;
     }
-    harness_core::io::write_atomically(path, |w| w.write_all(svg.as_bytes()))?;
-    Ok(())
+    Ok(svg)
 }

@@ -116,6 +116,54 @@ impl Default for CellSpec {
 }
 
 impl CellSpec {
+    /// The `harness eval` command line that runs this cell: the dataset and every setting that
+    /// differs from its default.
+    pub fn eval_command(&self) -> String {
+        let d = CellSpec::default();
+        let mut args = vec!["harness eval".to_string(), format!("--dataset {}", self.dataset)];
+        let mut flag = |name: &str, value: String| args.push(format!("--{name} {value}"));
+        if let Some(split) = &self.split {
+            flag("split", split.clone());
+        }
+        if self.retriever != d.retriever {
+            flag("retriever", self.retriever.clone());
+        }
+        flag("method", self.method.clone());
+        if let Some(k1) = self.k1 {
+            flag("bm25-k1", k1.to_string());
+        }
+        if let Some(b) = self.b {
+            flag("bm25-b", b.to_string());
+        }
+        if self.fields != d.fields {
+            flag("fields", self.fields.clone());
+        }
+        if let Some(depth) = self.depth {
+            flag("depth", depth.to_string());
+        }
+        if let Some(limit) = self.limit {
+            flag("limit", limit.to_string());
+        }
+        for m in &self.measures {
+            args.push(format!("-m {m}"));
+        }
+        if let Some(engine) = &self.engine {
+            args.push(format!("--engine {engine}"));
+        }
+        if self.method.starts_with("llm:") || self.method.starts_with("checkpoint:") || self.method.starts_with("api:") {
+            if self.no_reasoning {
+                args.push("--no-reasoning".into());
+            }
+            if self.max_new_tokens != d.max_new_tokens {
+                args.push(format!("--max-new-tokens {}", self.max_new_tokens));
+            }
+            if self.temperature != d.temperature {
+                args.push(format!("--temperature {}", self.temperature));
+            }
+        }
+        args.join(" ")
+    }
+
     /// `items` cut to the spec's `limit` (all of them without one).
     pub fn limited<T>(&self, mut items: Vec<T>) -> Vec<T> {
         if let Some(n) = self.limit {
