@@ -640,7 +640,8 @@ fn report_page_renders_in_headless_chromium() {
         .expect("chromium runs");
     assert!(out.status.success(), "chromium failed: {}", stderr(&out));
     let dom = stdout(&out);
-    let console: Vec<&str> = stderr(&out).lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).map(str::trim).collect();
+    let log = stderr(&out);
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught")).map(str::trim).collect();
     assert!(console.is_empty(), "console messages: {console:?}");
     let attr = |name: &str| -> usize {
         let key = format!("data-{name}=\"");
