@@ -416,7 +416,7 @@ fn chart_svg(spec: &Spec, rows: &[LongRow]) -> Result<String> {
                 (false, true) => Kind::PaperApproximate,
                 (false, false) => Kind::Paper,
             };
-            r.value.map(|v| (format!("{} [{}]", r.system, r.dataset), v, kind))
+            r.value.map(|v| (format!("[{}] {}", r.dataset, r.system), v, kind))
         })
         .collect();
     let mut svg = String::new();
