@@ -374,7 +374,13 @@ fn datasets_list_shows_offline_status() {
 #[test]
 fn user_mistakes_get_one_line_errors() {
     let tmp = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 10] = [
+    let file = |name: &str, text: &str| {
+        let p = tmp.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (empty_qrels, dup_qrels, good_qrels) = (file("empty", ""), file("dup", "1 0 a 1\n1 0 a 2\n"), file("good", "1 0 a 1\n"));
+    let cases: [(&[&str], &str); 17] = [
         (&["eval", "--dataset", "nope"], "unknown dataset 'nope'"),
         (&["eval", "--dataset", "nfcorpus"], "not available offline: missing corpus.jsonl"),
         (&["eval", "--dataset", "pubmed"], "ships no review tasks: pass the paper's JSONL with --tasks FILE"),
@@ -385,6 +391,13 @@ fn user_mistakes_get_one_line_errors() {
         (&["sql-eval", "--gold", "/nonexistent/gold.sql", "--pred", "p", "--db-dir", "d"], "/nonexistent/gold.sql"),
         (&["eval", "--dataset", "scifact", "--split", "validation"], "has no split 'validation'"),
         (&["eval", "--dataset", "scifact", "--method", "magic"], "unknown method 'magic'"),
+        (&["eval", "--dataset", "scifact", "--bm25-k1", "NaN"], "BM25 k1 = NaN: k1 must be a finite number >= 0"),
+        (&["eval", "--dataset", "scifact", "--bm25-k1=-1"], "BM25 k1 = -1: k1 must be a finite number >= 0"),
+        (&["eval", "--dataset", "scifact", "--bm25-b", "7"], "BM25 b = 7: b must be between 0 and 1"),
+        (&["score", "--qrels", &empty_qrels, "--run", &dup_qrels], "no judgements (trec_eval refuses an empty qrels file)"),
+        (&["score", "--qrels", &dup_qrels, "--run", &empty_qrels], ":2: query '1' judges document 'a' twice (first on line 1)"),
+        (&["score", "--qrels", &good_qrels, "--run", &empty_qrels], "no ranking lines (trec_eval refuses an empty results file)"),
+        (&["sql-eval", "--gold", &good_qrels, "--pred", &good_qrels, "--db-dir", ".", "--timeout-secs", "1e30"], "--timeout-secs"),
     ];
     for (args, want) in cases {
         let o = harness(args, tmp.path());
@@ -455,8 +468,17 @@ fn sql_eval_reads_official_files_and_writes_verdicts() {
     let lines: Vec<&str> = verdicts.lines().collect();
     assert!(lines[3].contains("\twrong\t") && lines[3].contains("denied by the read-only sandbox: DELETE from singer"), "{}", lines[3]);
     assert!(lines[4].contains("\tnot-runnable\t"), "{}", lines[4]);
+    // The same --out again is refused (stale files would sit beside new ones) unless
+    // --overwrite, which empties it first.
     let o = run("dr");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("exists and is not empty: pass --overwrite"), "{}", stderr(&o));
+    std::fs::write(out.join("stale.txt"), "from before").unwrap();
+    let mut a = args("dr");
+    a.push("--overwrite".into());
+    let o = harness(&a.iter().map(String::as_str).collect::<Vec<_>>(), tmp.path());
     assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!out.join("stale.txt").exists());
     assert!(stdout(&o).contains("all                4       3        1             1            0   0.3333"), "{}", stdout(&o));
 
     std::fs::write(&pred, "SELECT 1\n").unwrap();

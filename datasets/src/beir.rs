@@ -1,5 +1,5 @@
 //! BEIR layout: `corpus.jsonl`, `queries.jsonl`, `qrels/<split>.tsv` (gzip accepted).
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use harness_core::io::for_each_line;
@@ -78,11 +78,17 @@ impl BeirDataset {
     pub fn read_corpus(&self) -> Result<Vec<CorpusDoc>> {
         let path = self.corpus_path()?;
         let mut docs = Vec::new();
+        // A repeated id would be indexed twice and counted twice by every metric.
+        let mut first_line: HashMap<String, usize> = HashMap::new();
         for_each_line(&path, |line_no, line| {
             let raw: RawDoc = serde_json::from_str(line)
                 .map_err(|e| CoreError::parse(&path, line_no, format!("not a BEIR corpus record: {e}")))?;
             let id = id_string(&raw.id)
                 .ok_or_else(|| CoreError::parse(&path, line_no, "`_id` must be a string or a number"))?;
+            harness_core::io::check_id("document", &id).map_err(|cause| CoreError::parse(&path, line_no, cause))?;
+            if let Some(first) = first_line.insert(id.clone(), line_no) {
+                return Err(CoreError::parse(&path, line_no, format!("document id '{id}' appears twice (first on line {first})")));
+            }
             docs.push(CorpusDoc { id, title: raw.title.unwrap_or_default(), text: raw.text.unwrap_or_default() });
             Ok(())
         })?;
@@ -143,6 +149,7 @@ pub fn read_answers_jsonl(path: &Path) -> Result<BTreeMap<String, Vec<String>>> 
         let raw: RawQuery = serde_json::from_str(line)
             .map_err(|e| CoreError::parse(path, line_no, format!("not a BEIR query record: {e}")))?;
         let id = id_string(&raw.id).ok_or_else(|| CoreError::parse(path, line_no, "`_id` must be a string or a number"))?;
+        harness_core::io::check_id("query", &id).map_err(|cause| CoreError::parse(path, line_no, cause))?;
         if let Some(answers) = raw.metadata.as_ref().and_then(|m| m.get("answers")) {
             let list = answers.as_array().ok_or_else(|| CoreError::parse(path, line_no, "`metadata.answers` must be a list"))?;
             let strings = list
@@ -169,6 +176,7 @@ pub fn read_queries_jsonl(path: &Path) -> Result<BTreeMap<String, String>> {
         let raw: RawQuery = serde_json::from_str(line)
             .map_err(|e| CoreError::parse(path, line_no, format!("not a BEIR query record: {e}")))?;
         let id = id_string(&raw.id).ok_or_else(|| CoreError::parse(path, line_no, "`_id` must be a string or a number"))?;
+        harness_core::io::check_id("query", &id).map_err(|cause| CoreError::parse(path, line_no, cause))?;
         if out.insert(id.clone(), raw.text).is_some() {
             return Err(CoreError::parse(path, line_no, format!("query id '{id}' appears twice")));
         }
@@ -205,6 +213,23 @@ mod tests {
     fn overlap(d: &BeirDataset) -> usize {
         let t = d.read_qrels("train").unwrap();
         d.read_qrels("dev").unwrap().by_query.keys().filter(|q| t.by_query.contains_key(*q)).count()
+    }
+
+    #[test]
+    fn duplicate_and_whitespace_ids_are_errors_with_their_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut card = scifact().card().clone();
+        card.files.insert("corpus".into(), "corpus.jsonl".into());
+        let d = BeirDataset::new(card, dir.path().to_path_buf());
+        std::fs::write(dir.path().join("corpus.jsonl"), "{\"_id\": \"1\", \"text\": \"a\"}\n{\"_id\": 2, \"text\": \"b\"}\n{\"_id\": \"1\", \"text\": \"c\"}\n").unwrap();
+        let err = d.read_corpus().unwrap_err().to_string();
+        assert!(err.contains("corpus.jsonl:3: document id '1' appears twice (first on line 1)"), "{err}");
+        std::fs::write(dir.path().join("corpus.jsonl"), "{\"_id\": \"doc 1\", \"text\": \"a\"}\n").unwrap();
+        let err = d.read_corpus().unwrap_err().to_string();
+        assert!(err.contains("corpus.jsonl:1: document id 'doc 1' contains whitespace"), "{err}");
+        std::fs::write(dir.path().join("q.jsonl"), "{\"_id\": \"q\\t1\", \"text\": \"a\"}\n").unwrap();
+        let err = read_queries_jsonl(&dir.path().join("q.jsonl")).unwrap_err().to_string();
+        assert!(err.contains("q.jsonl:1: query id 'q\t1' contains whitespace"), "{err}");
     }
 
     #[test]

@@ -29,6 +29,10 @@ struct Cli {
     /// the nearest folder upwards from here holding harness-workspace.toml.
     #[arg(long, global = true, value_name = "DIR")]
     root: Option<PathBuf>,
+    /// Reuse an output folder (--out) that exists: its contents are removed first. Without it
+    /// such a folder is refused.
+    #[arg(long, global = true)]
+    overwrite: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -92,6 +96,10 @@ fn workspace(root: Option<PathBuf>) -> Result<Workspace> {
     Ok(Workspace::locate(&settings)?)
 }
 
+/// `--overwrite`, set once in `main` before any work (read by [`invocation`], which every
+/// subcommand reaches through [`bench`]).
+static OVERWRITE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Environment variables that set thread counts: their values go into meta.json.
 const THREAD_VARIABLES: &[&str] = &["OMP_NUM_THREADS", "MKL_NUM_THREADS", "RAYON_NUM_THREADS", "ORT_NUM_THREADS"];
 
@@ -102,6 +110,7 @@ fn invocation() -> Invocation {
         command: std::env::args().collect(),
         configured: std::env::vars_os().filter_map(|(k, _)| k.into_string().ok()).collect(),
         thread_variables: THREAD_VARIABLES.iter().filter_map(|k| std::env::var(k).ok().map(|v| (k.to_string(), v))).collect(),
+        overwrite: OVERWRITE.load(std::sync::atomic::Ordering::Relaxed),
     }
 }
 
@@ -113,6 +122,7 @@ fn bench(root: Option<PathBuf>, progress: &progress::Bars) -> Result<Bench<'_>> 
 fn main() {
     let cli = Cli::parse();
     let root = cli.root;
+    OVERWRITE.store(cli.overwrite, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Command::Score(args) => score::run(args),
         Command::Compare(args) => compare::run(args),

@@ -41,7 +41,7 @@ pub struct MethodsOutcome {
 /// Runs `spec` once per method; cells go to `<out>/<n>-<method>/`, the joint table to
 /// `<out>/table.*`.
 pub fn run_methods(bench: &Bench, spec: &CellSpec, methods: &[String]) -> Result<MethodsOutcome> {
-    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{}-methods", spec.dataset, spec.retriever), spec.out.as_deref())?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{}-methods", spec.dataset, spec.retriever), spec.out.as_deref(), bench.invocation.overwrite)?;
     let mut cells = Vec::new();
     for (i, method) in methods.iter().enumerate() {
         let cell = CellSpec { method: method.clone(), out: Some(dir.path.join(format!("{i}-{}", safe_name(method)))), ..spec.clone() };

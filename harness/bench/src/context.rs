@@ -16,6 +16,8 @@ pub struct Invocation {
     /// Thread settings read from the environment (`OMP_NUM_THREADS`, `RAYON_NUM_THREADS`, ...)
     /// with their values: counts only, never secrets; recorded in meta.json.
     pub thread_variables: std::collections::BTreeMap<String, String>,
+    /// `--overwrite`: an output folder that exists is cleared and reused instead of refused.
+    pub overwrite: bool,
 }
 
 /// Everything a piece of work needs: where files are, the dataset cards, what to record, how

@@ -50,7 +50,7 @@ pub fn run(bench: &Bench, job: &CostJob) -> Result<CostOutcome> {
     let (queries, qrels) = dataset.split_queries(&split)?;
     let texts: Vec<String> = queries.iter().map(|q| q.text.clone()).collect();
     let measure: Measure = card.parsed_measures().first().copied().unwrap_or(Measure::ndcg_cut(10));
-    let defaults = crate::families::beir::bm25_params(&crate::spec::CellSpec::default(), &card);
+    let defaults = crate::families::beir::bm25_params(&crate::spec::CellSpec::default(), &card)?;
     let hnsw = HnswParams::default();
     let model = if job.model == "minilm" { "dense".to_string() } else { format!("dense:{}", job.model) };
     let encoder = bench.workspace.default_encoder();
@@ -96,7 +96,7 @@ pub fn run(bench: &Bench, job: &CostJob) -> Result<CostOutcome> {
         Column::new("query_vs_bm25".into(), rows.iter().map(|r| r.2 / bm25_query).collect::<Vec<_>>()),
         Column::new(measure.name().as_str().into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
     ])?;
-    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-cost", card.name), job.out.as_deref())?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-cost", card.name), job.out.as_deref(), bench.invocation.overwrite)?;
     harness_report::write_all_formats(&table, &dir.path, "cost")?;
     let documents = dataset.read_corpus()?.len();
     dir.write_meta(

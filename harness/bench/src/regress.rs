@@ -202,7 +202,7 @@ pub fn regress(bench: &Bench, job: &RegressJob) -> Result<RegressReport> {
     }
     let reference_dir = job.reference_dir.clone().unwrap_or_else(|| spec_path.parent().map(Path::to_path_buf).unwrap_or_default());
     let default_tolerance = *spec.tolerance.get("default").context("regress.toml: [tolerance] needs a `default`")?;
-    let dir = RunDir::create(&bench.workspace.runs, "regress", job.out.as_deref())?;
+    let dir = RunDir::create(&bench.workspace.runs, "regress", job.out.as_deref(), bench.invocation.overwrite)?;
 
     let mut lines = Vec::new();
     for check in spec.check.iter().filter(|c| job.only.as_ref().is_none_or(|o| c.name.contains(o.as_str()))) {

@@ -245,7 +245,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
     for (i, cell) in spec.cell.iter().enumerate() {
         reject_unknown(&format!("{}: cell {} ({})", spec_path.display(), i + 1, cell.label), &cell.unknown)?;
     }
-    let dir = RunDir::create(&bench.workspace.runs, &format!("table{}", spec.table), out)?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("table{}", spec.table), out, bench.invocation.overwrite)?;
     let out = dir.path;
 
     // Measured cells first, so that paper rows can say which of them stand beside them.

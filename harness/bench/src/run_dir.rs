@@ -31,9 +31,19 @@ pub struct RunDir {
 
 impl RunDir {
     /// A new run labelled `label`, in `out` or else `<runs>/<run-id>`; the folder is created.
-    pub fn create(runs: &Path, label: &str, out: Option<&Path>) -> Result<RunDir> {
+    /// An `out` that exists and holds anything is refused (its old files would sit beside the
+    /// new ones), unless `overwrite`, which empties it first.
+    pub fn create(runs: &Path, label: &str, out: Option<&Path>, overwrite: bool) -> Result<RunDir> {
         let id = new_run_id(label);
         let path = out.map(Path::to_path_buf).unwrap_or_else(|| runs.join(&id));
+        if out.is_some() {
+            let used = std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false);
+            match (used, overwrite) {
+                (false, _) => {}
+                (true, false) => anyhow::bail!("output folder {} exists and is not empty: pass --overwrite to replace it, or choose another --out", path.display()),
+                (true, true) => std::fs::remove_dir_all(&path).with_context(|| format!("clearing {}", path.display()))?,
+            }
+        }
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(RunDir { id, path })
     }

@@ -26,13 +26,22 @@ pub struct ExecSettings {
     pub threads: usize,
 }
 
+/// The longest statement time limit accepted, in seconds.
+pub const MAX_TIMEOUT_SECS: f64 = 86_400.0;
+
 /// Default row cap of one statement.
 pub const MAX_ROWS: usize = 1_000_000;
 
 impl ExecSettings {
     /// The options of one mode; the timeout must be a positive finite number.
     pub fn options(&self, mode: ExMode) -> Result<ExOptions> {
-        anyhow::ensure!(self.timeout_secs > 0.0 && self.timeout_secs.is_finite(), "--timeout-secs must be positive");
+        // A day is far beyond any query worth waiting for, and keeps the deadline arithmetic
+        // finite (1e30 seconds overflowed it).
+        anyhow::ensure!(
+            self.timeout_secs > 0.0 && self.timeout_secs <= MAX_TIMEOUT_SECS,
+            "--timeout-secs {} must be above 0 and at most {MAX_TIMEOUT_SECS} (a day)",
+            self.timeout_secs
+        );
         Ok(ExOptions {
             mode,
             limits: ExecLimits { timeout: Duration::from_secs_f64(self.timeout_secs), max_rows: self.max_rows, ..ExecLimits::default() },
@@ -159,6 +168,7 @@ pub struct SqlEvalOutcome {
 
 /// Runs a `sql-eval` job and writes its folder.
 pub fn run_sql_eval(job: &SqlEvalJob, invocation: &Invocation, progress: &dyn Progress) -> Result<SqlEvalOutcome> {
+    let options = job.exec.options(job.mode)?;
     let mut golds = read_gold_file(&job.gold)?;
     anyhow::ensure!(!golds.is_empty(), "{}: no gold queries", job.gold.display());
     if let Some(levels) = &job.levels {
@@ -185,14 +195,13 @@ pub fn run_sql_eval(job: &SqlEvalJob, invocation: &Invocation, progress: &dyn Pr
         .zip(preds)
         .map(|(g, p)| ExItem { index: g.index, db_id: g.db_id, gold_sql: g.gold_sql, pred_sql: p, level: g.level })
         .collect();
-    let options = job.exec.options(job.mode)?;
     let start = Instant::now();
     let results = evaluate_with_progress(&items, &job.db_dir, &options, progress)?;
     let seconds = start.elapsed().as_secs_f64();
     let order: Vec<&str> = harness_sql::SPIDER_LEVELS.iter().chain(harness_sql::BIRD_LEVELS).copied().collect();
     let summary = summarize(&results, &order);
 
-    let dir = RunDir::create(Path::new(""), &format!("sql-eval-{}", job.mode.name()), Some(&job.out))?;
+    let dir = RunDir::create(Path::new(""), &format!("sql-eval-{}", job.mode.name()), Some(&job.out), invocation.overwrite)?;
     write_verdicts(&dir.file("verdicts.tsv"), &results)?;
     write_summary(&dir.file("summary.tsv"), &summary)?;
     dir.write_meta_with(

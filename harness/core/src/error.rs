@@ -26,6 +26,14 @@ pub enum CoreError {
         /// What is wrong with the line.
         cause: String,
     },
+    /// A whole file is unusable (no records where some are needed).
+    #[error("{path}: {cause}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        cause: String,
+    },
     /// A measure name that this crate does not know or cannot parse.
     #[error("unknown or malformed measure '{0}' (examples: ndcg_cut.10, recall.100,1000, P.5, map, recip_rank, success.1, Rprec, num_q)")]
     UnknownMeasure(String),

@@ -47,6 +47,24 @@ pub fn for_each_line(
     }
 }
 
+/// Checks an identifier (query, document) read from `kind` input: TREC files separate fields by
+/// whitespace, so an id that is empty or holds whitespace would corrupt every run file written
+/// from it.
+pub fn check_id(kind: &str, id: &str) -> std::result::Result<(), String> {
+    if id.is_empty() {
+        return Err(format!("empty {kind} id"));
+    }
+    if id.chars().any(char::is_whitespace) {
+        return Err(format!("{kind} id '{id}' contains whitespace, which TREC run and qrels files cannot hold"));
+    }
+    Ok(())
+}
+
+/// The error for a run file without a ranking line (trec_eval refuses one too).
+pub(crate) fn empty_run(path: &Path) -> CoreError {
+    CoreError::File { path: path.to_path_buf(), cause: "no ranking lines (trec_eval refuses an empty results file)".into() }
+}
+
 fn parse_grade(path: &Path, line: usize, field: &str) -> Result<i32> {
     if let Ok(v) = field.parse::<i32>() {
         return Ok(v);
@@ -59,9 +77,25 @@ fn parse_grade(path: &Path, line: usize, field: &str) -> Result<i32> {
 
 /// Reads relevance judgements in either TREC format (`qid iter docid grade`, whitespace
 /// separated) or BEIR format (`query-id<TAB>corpus-id<TAB>score`, header optional).
+///
+/// As trec_eval: a (query, document) pair judged twice and a file without judgements are
+/// errors.
 pub fn read_qrels(path: &Path) -> Result<Qrels> {
     let mut qrels = Qrels::new();
     let mut first = true;
+    let mut judged_on: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    let mut judge = |qrels: &mut Qrels, line_no: usize, q: &str, d: &str, grade: i32| -> Result<()> {
+        check_id("query", q).and_then(|_| check_id("document", d)).map_err(|cause| CoreError::parse(path, line_no, cause))?;
+        if let Some(first) = judged_on.insert((q.to_string(), d.to_string()), line_no) {
+            return Err(CoreError::parse(
+                path,
+                line_no,
+                format!("query '{q}' judges document '{d}' twice (first on line {first}); trec_eval refuses duplicate judgements"),
+            ));
+        }
+        qrels.insert(q, d, grade);
+        Ok(())
+    };
     for_each_line(path, |line_no, line| {
         let fields: Vec<&str> = if line.contains('\t') {
             line.split('\t').map(str::trim).collect()
@@ -74,9 +108,13 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
                 if is_first && g.parse::<f64>().is_err() {
                     return Ok(()); // BEIR header: query-id corpus-id score
                 }
-                qrels.insert(q, d, parse_grade(path, line_no, g)?);
+                let grade = parse_grade(path, line_no, g)?;
+                judge(&mut qrels, line_no, q, d, grade)?;
             }
-            [q, _iter, d, g] => qrels.insert(q, d, parse_grade(path, line_no, g)?),
+            [q, _iter, d, g] => {
+                let grade = parse_grade(path, line_no, g)?;
+                judge(&mut qrels, line_no, q, d, grade)?;
+            }
             _ => {
                 return Err(CoreError::parse(
                     path,
@@ -91,6 +129,9 @@ pub fn read_qrels(path: &Path) -> Result<Qrels> {
         }
         Ok(())
     })?;
+    if qrels.by_query.is_empty() {
+        return Err(CoreError::File { path: path.to_path_buf(), cause: "no judgements (trec_eval refuses an empty qrels file)".into() });
+    }
     Ok(qrels)
 }
 
@@ -161,6 +202,9 @@ pub fn read_run(path: &Path) -> Result<RunFile> {
         run.by_query.entry(query.to_string()).or_default().push(ScoredDoc { doc_id: doc.to_string(), score });
         Ok(())
     })?;
+    if run.by_query.is_empty() {
+        return Err(empty_run(path));
+    }
     Ok(RunFile { run, tag })
 }
 
@@ -177,6 +221,41 @@ pub fn sha256_file(path: &Path) -> Result<String> {
             return Ok(hex::encode(h.finalize()));
         }
         h.update(&buf[..n]);
+    }
+}
+
+/// The staging folder in which `dir` is built by this process: `.<name>.building-<pid>` beside
+/// it, renamed into place when complete.
+pub fn staging_dir(dir: &Path) -> PathBuf {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    parent.join(format!(".{name}.building-{}", std::process::id()))
+}
+
+/// Removes the staging folders of `dir` ([`staging_dir`]) whose process no longer runs (a build
+/// killed half way); those of live processes are left alone. Returns how many were removed.
+pub fn remove_orphaned_staging(dir: &Path) -> usize {
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let prefix = format!(".{}.building-", dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+    let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok()) else { continue };
+        if pid != std::process::id() && !process_runs(pid) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+/// Whether a process with this id runs on this machine (Linux: /proc; elsewhere assumed, so
+/// nothing is removed).
+fn process_runs(pid: u32) -> bool {
+    if Path::new("/proc/self").exists() {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
     }
 }
 
@@ -247,6 +326,38 @@ mod tests {
         assert!(read_run(&p).unwrap_err().to_string().contains(":2: document 'a' appears twice"));
         let p = write(&dir, "r2", "1 Q0 a 1 2.0\n");
         assert!(read_run(&p).unwrap_err().to_string().contains(":1: expected 6 fields"));
+    }
+
+    /// What trec_eval refuses is an error here too, naming the file and the line(s).
+    #[test]
+    fn duplicate_pairs_empty_files_and_whitespace_ids_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = write(&dir, "dup.txt", "301 0 D1 1\n301 0 D2 0\n301 0 D1 2\n");
+        let err = read_qrels(&p).unwrap_err().to_string();
+        assert!(err.ends_with("dup.txt:3: query '301' judges document 'D1' twice (first on line 1); trec_eval refuses duplicate judgements"), "{err}");
+        for (name, text) in [("empty.tsv", ""), ("header.tsv", "query-id\tcorpus-id\tscore\n"), ("comments.txt", "# nothing\n\n")] {
+            let err = read_qrels(&write(&dir, name, text)).unwrap_err().to_string();
+            assert!(err.ends_with(&format!("{name}: no judgements (trec_eval refuses an empty qrels file)")), "{err}");
+        }
+        let err = read_qrels(&write(&dir, "ws.tsv", "q-id\tc-id\tscore\n1\tdoc 7\t1\n")).unwrap_err().to_string();
+        assert!(err.contains("ws.tsv:2: document id 'doc 7' contains whitespace"), "{err}");
+        let err = read_run(&write(&dir, "empty.run", "# only a comment\n")).unwrap_err().to_string();
+        assert!(err.ends_with("empty.run: no ranking lines (trec_eval refuses an empty results file)"), "{err}");
+    }
+
+    #[test]
+    fn orphaned_staging_folders_of_dead_processes_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = dir.path().join("index");
+        // A pid far above any Linux pid_max runs nowhere; this process's own folder stays.
+        let dead = dir.path().join(".index.building-4294967290");
+        let mine = staging_dir(&index);
+        let other = dir.path().join(".other.building-4294967290");
+        for d in [&dead, &mine, &other] {
+            std::fs::create_dir_all(d.join("segment")).unwrap();
+        }
+        assert_eq!(remove_orphaned_staging(&index), 1);
+        assert!(!dead.exists() && mine.exists() && other.exists());
     }
 
     #[test]

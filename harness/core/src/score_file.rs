@@ -173,6 +173,8 @@ fn for_each_query_block(path: &Path, mut f: impl FnMut(Block) -> Result<()>) -> 
     }
     if !current.is_empty() {
         f(block)?;
+    } else if finished.is_empty() {
+        return Err(crate::io::empty_run(path));
     }
     Ok(true)
 }
@@ -320,6 +322,9 @@ mod tests {
             ("1 Q0 a 1 1\n", ":1: expected 6 fields (qid Q0 docid rank score tag), found 5"),
             // With several workers the first error in the file wins, wherever it was found.
             ("1 Q0 a 1 1 t\n2 Q0 b 1 1 t\n3 Q0 c 1 y t\n4 Q0 d 1 z t\n", ":3: score 'y' is not a number"),
+            // An empty run, as trec_eval, is refused.
+            ("", ": no ranking lines (trec_eval refuses an empty results file)"),
+            ("# header only\n\n", ": no ranking lines (trec_eval refuses an empty results file)"),
         ];
         for (i, (text, cause)) in cases.iter().enumerate() {
             let run = write(&dir, &format!("r{i}"), text);

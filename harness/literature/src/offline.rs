@@ -165,7 +165,8 @@ fn build_index(dir: &Path, records: &[Record]) -> Result<(), EngineError> {
     let io = |p: &Path, e: std::io::Error| EngineError::File { path: p.display().to_string(), cause: e.to_string() };
     std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
     // Built beside and renamed into place: an interrupted build never looks finished.
-    let staging = parent.join(format!(".{}.building-{}", dir.file_name().and_then(|n| n.to_str()).unwrap_or("literature"), std::process::id()));
+    harness_core::io::remove_orphaned_staging(dir);
+    let staging = harness_core::io::staging_dir(dir);
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(|e| io(&staging, e))?;
     }

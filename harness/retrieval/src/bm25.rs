@@ -36,6 +36,19 @@ pub struct Bm25Params {
     pub b: f32,
 }
 
+impl Bm25Params {
+    /// Lucene's domain (BM25Similarity refuses anything else): k1 finite and >= 0, b in [0, 1].
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(self.k1.is_finite() && self.k1 >= 0.0) {
+            return Err(format!("BM25 k1 = {}: k1 must be a finite number >= 0", self.k1));
+        }
+        if !(self.b.is_finite() && (0.0..=1.0).contains(&self.b)) {
+            return Err(format!("BM25 b = {}: b must be between 0 and 1", self.b));
+        }
+        Ok(())
+    }
+}
+
 impl Default for Bm25Params {
     /// Anserini's defaults.
     fn default() -> Self {
@@ -228,11 +241,8 @@ impl Bm25Index {
     {
         let parent = dir.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(io_err(parent))?;
-        let tmp = parent.join(format!(
-            ".{}.building-{}",
-            dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            std::process::id()
-        ));
+        harness_core::io::remove_orphaned_staging(dir);
+        let tmp = harness_core::io::staging_dir(dir);
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(io_err(&tmp))?;
         }
@@ -447,6 +457,7 @@ impl Bm25Searcher<'_> {
     /// Scores pre-analysed terms, each with its query weight (Lucene's boost: a repeated term's
     /// count, or an RM3 weight).
     pub fn search_terms(&mut self, terms: &[(String, f32)], k: usize, params: Bm25Params) -> Result<Vec<(u32, f32)>> {
+        params.check().map_err(RetrievalError::Invalid)?;
         let Bm25Params { k1, b } = params;
         for stats in &self.index.fields {
             if stats.doc_count == 0 {

@@ -18,10 +18,13 @@ use crate::methods;
 use crate::run_dir::RunDir;
 use crate::spec::CellSpec;
 
-/// The spec's BM25 settings: its own, else the card's, else the defaults.
-pub fn bm25_params(spec: &CellSpec, card: &Card) -> Bm25Params {
+/// The spec's BM25 settings: its own, else the card's, else the defaults; outside Lucene's
+/// domain (k1 >= 0 finite, b in [0, 1]) an error.
+pub fn bm25_params(spec: &CellSpec, card: &Card) -> Result<Bm25Params> {
     let card_params = card.bm25.map(|d| Bm25Params { k1: d.k1, b: d.b }).unwrap_or_default();
-    Bm25Params { k1: spec.k1.unwrap_or(card_params.k1), b: spec.b.unwrap_or(card_params.b) }
+    let params = Bm25Params { k1: spec.k1.unwrap_or(card_params.k1), b: spec.b.unwrap_or(card_params.b) };
+    params.check().map_err(|e| anyhow::anyhow!("{e} (--bm25-k1 / --bm25-b, or the card's [bm25])"))?;
+    Ok(params)
 }
 
 pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
@@ -48,7 +51,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         original_query_weight: f.original_query_weight,
     });
 
-    let params = bm25_params(spec, card);
+    let params = bm25_params(spec, card)?;
     let fields: DocFields = spec.fields.parse()?;
     let hnsw = HnswParams { m: spec.hnsw_m, ef_construction: spec.hnsw_ef_construction, ef_search: spec.hnsw_ef };
     let retriever = RetrieverSpec::parse(&spec.retriever, params, fields, hnsw, &bench.workspace.default_encoder())?;
@@ -68,7 +71,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let evaluation = evaluate(&qrels, &run, &measures, &eval_options);
     let hits = if hit_depths.is_empty() { Vec::new() } else { answer_hits(&dataset, &queries, &run, &hit_depths)? };
 
-    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-{}-{}", card.name, spec.retriever, spec.method), spec.out.as_deref())?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-{}-{}", card.name, spec.retriever, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
         dataset: card.name.clone(),
         split: split.clone(),

@@ -160,7 +160,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let eval_options = EvalOptions { average_over_all_qrels: true, ..Default::default() };
     let evaluation = evaluate(&qrels, &run, &measures, &eval_options);
 
-    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{engine_label}-{}", card.name, spec.method), spec.out.as_deref())?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{engine_label}-{}", card.name, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
         dataset: card.name.clone(),
         split: "reviews".into(),

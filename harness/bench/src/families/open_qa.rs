@@ -135,7 +135,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let rewrites = method.rewrite(&queries)?;
     let method_seconds = method_start.elapsed().as_secs_f64();
 
-    let params = super::beir::bm25_params(spec, card);
+    let params = super::beir::bm25_params(spec, card)?;
     let index_start = std::time::Instant::now();
     let key = fingerprint(&passages_path)?;
     let index = Bm25Index::open_or_build(&bench.workspace.cache, &key, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
@@ -182,7 +182,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         .collect();
     let metrics = hit_rates(&first_ranks, &depths);
 
-    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-dpr-bm25-{}", card.name, spec.method), spec.out.as_deref())?;
+    let dir = RunDir::create(&bench.workspace.runs, &format!("{}-dpr-bm25-{}", card.name, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
         dataset: card.name.clone(),
         split: "test".into(),

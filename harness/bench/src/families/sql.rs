@@ -53,7 +53,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         .collect();
 
     let exec = ExecSettings { timeout_secs: spec.sql_timeout_secs, max_rows: MAX_ROWS, keep_distinct: false, paper_timeout_as_empty: false, threads: spec.threads };
-    let run_dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-sqlite-{}", card.name, spec.method), spec.out.as_deref())?;
+    let run_dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-sqlite-{}", card.name, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
 
     let mut metrics = Vec::new();
     let mut summaries = serde_json::Map::new();

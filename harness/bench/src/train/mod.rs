@@ -161,7 +161,7 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
         bail!("split '{}' of {} has no judged queries", spec.split, card.name);
     }
 
-    let params = crate::families::beir::bm25_params(&CellSpec::default(), card);
+    let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
     let checksum = dataset.corpus_checksum()?;
     let index = Bm25Index::open_or_build(&bench.workspace.cache, &checksum, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
         let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
@@ -227,6 +227,10 @@ fn train_loop(
         (None, Some(ckpt)) => ckpt.parent().and_then(Path::parent).map(Path::to_path_buf).context("--resume expects <run>/checkpoints/step-N")?,
         (None, None) => bench.workspace.runs.join(&run_id),
     };
+    // A new run never lands on an old one's files (its log and checkpoints would mix).
+    if spec.resume.is_none() && spec.out.is_some() {
+        RunDir::create(&bench.workspace.runs, "train", Some(&out), bench.invocation.overwrite)?;
+    }
     std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
     if let Some(ckpt) = &spec.resume {
         trainer.restore(ckpt).with_context(|| format!("restoring {}", ckpt.display()))?;
