@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
-use crate::compare::{set_equal, test_suite_equal};
+use crate::compare::{set_equal, test_suite_equal_until};
 use crate::data::database_path;
 use crate::preprocess::{gold_orders_rows, join_split_operators, remove_distinct, replace_current_year};
 use crate::sandbox::{ExecFailure, ExecLimits, ExecOutcome, Sandbox, TextDecoding};
@@ -88,10 +88,12 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// Short label for tables: correct, wrong, not-runnable, gold-failed.
+    /// Short label for tables: correct, wrong, timeout (a wrong answer: the prediction or its
+    /// comparison ran past the time limit), not-runnable, gold-failed.
     pub fn label(&self) -> &'static str {
         match self {
             Verdict::Correct => "correct",
+            Verdict::PredFailed(ExecFailure::Timeout(_)) => "timeout",
             Verdict::PredFailed(_) | Verdict::Mismatch => "wrong",
             Verdict::NotRunnable(_) => "not-runnable",
             Verdict::GoldFailed(_) => "gold-failed",
@@ -249,9 +251,17 @@ fn score_one(item: &ExItem, files: &DatabaseFiles, options: &ExOptions, open: &m
                 return result;
             }
         };
+        // The comparison gets the statement's time limit too.
+        let deadline = std::time::Instant::now() + options.limits.timeout;
         let equal = match options.mode {
             ExMode::Dr => set_equal(&gold.rows, &pred.rows),
-            ExMode::TestSuite => test_suite_equal(&gold.rows, &pred.rows, order_matters),
+            ExMode::TestSuite => match test_suite_equal_until(&gold.rows, &pred.rows, order_matters, Some(deadline)) {
+                Some(equal) => equal,
+                None => {
+                    result.verdict = Verdict::PredFailed(ExecFailure::Timeout(options.limits.timeout));
+                    return result;
+                }
+            },
         };
         if !equal {
             result.verdict = Verdict::Mismatch;

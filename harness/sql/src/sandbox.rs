@@ -29,6 +29,9 @@ pub struct ExecLimits {
     pub max_sql_bytes: usize,
     /// Largest string or blob a statement may build, in bytes.
     pub max_value_bytes: usize,
+    /// Memory a result may take, in bytes (32 per value plus text and blob lengths): a
+    /// statement past it is stopped, whatever its row count.
+    pub max_result_bytes: usize,
 }
 
 impl Default for ExecLimits {
@@ -38,6 +41,7 @@ impl Default for ExecLimits {
             max_rows: 1_000_000,
             max_sql_bytes: 1 << 20,
             max_value_bytes: 16 << 20,
+            max_result_bytes: 128 << 20,
         }
     }
 }
@@ -67,6 +71,8 @@ pub enum ExecFailure {
     Denied(String),
     /// More rows than the cap.
     TooManyRows(usize),
+    /// A result larger than the memory cap (bytes).
+    TooLarge(usize),
     /// SQLite rejected or failed the statement (syntax, missing table, too long...).
     Sqlite(String),
     /// A TEXT value was not UTF-8 under strict decoding.
@@ -79,6 +85,7 @@ impl std::fmt::Display for ExecFailure {
             ExecFailure::Timeout(limit) => write!(f, "timeout: ran past the {} s limit", limit.as_secs_f64()),
             ExecFailure::Denied(what) => write!(f, "denied by the read-only sandbox: {what}"),
             ExecFailure::TooManyRows(cap) => write!(f, "result has more than {cap} rows (row cap)"),
+            ExecFailure::TooLarge(cap) => write!(f, "result takes more than {} MiB (result memory cap)", cap >> 20),
             ExecFailure::Sqlite(msg) => write!(f, "sqlite error: {msg}"),
             ExecFailure::Decode(msg) => write!(f, "text is not UTF-8: {msg}"),
         }
@@ -186,7 +193,9 @@ impl Sandbox {
         self.limits
     }
 
-    /// Runs one statement and fetches all its rows.
+    /// Runs one statement and fetches all its rows. Text with a NUL byte or more than one
+    /// statement is refused, as Python's `sqlite3` refuses it (the executor of both the paper
+    /// and the official evaluator).
     pub fn execute(&self, sql: &str, decoding: TextDecoding) -> ExecOutcome {
         *self.denied.lock().unwrap_or_else(|p| p.into_inner()) = None;
         if sql.len() > self.limits.max_sql_bytes {
@@ -196,6 +205,15 @@ impl Sandbox {
                 self.limits.max_sql_bytes
             )));
         }
+        // SQLite would stop reading at the NUL and run what precedes it.
+        if sql.contains('\0') {
+            return Err(ExecFailure::Sqlite("the query contains a null character".into()));
+        }
+        let first = self.first_statement_end(sql);
+        if has_remaining_sql(&sql[first..]) {
+            return Err(ExecFailure::Sqlite("You can only execute one statement at a time.".into()));
+        }
+        let sql = &sql[..first];
         let start = self.epoch.elapsed();
         let deadline = start + self.limits.timeout;
         self.deadline.store(deadline.as_nanos() as u64, Ordering::Relaxed);
@@ -204,16 +222,46 @@ impl Sandbox {
         outcome
     }
 
+    /// Where the first statement of `sql` ends (SQLite's own tokenizer, one prepare, no
+    /// recursion: rusqlite's `prepare` checks the rest by preparing it recursively, and 12,000
+    /// statements on a line overflowed the stack). The whole text when SQLite rejects it, so
+    /// that the statement's own error is reported.
+    fn first_statement_end(&self, sql: &str) -> usize {
+        let Ok(len) = std::ffi::c_int::try_from(sql.len()) else { return sql.len() };
+        let mut stmt: *mut rusqlite::ffi::sqlite3_stmt = std::ptr::null_mut();
+        let mut tail: *const std::ffi::c_char = std::ptr::null();
+        let start = sql.as_ptr().cast::<std::ffi::c_char>();
+        // SAFETY: the handle is this open connection's; `sql` outlives the call; the statement is
+        // finalized at once (finalizing NULL is a no-op); `tail` points into `sql` or is NULL.
+        let rc = unsafe {
+            let rc = rusqlite::ffi::sqlite3_prepare_v2(self.conn.handle(), start, len, &mut stmt, &mut tail);
+            rusqlite::ffi::sqlite3_finalize(stmt);
+            rc
+        };
+        *self.denied.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if rc != rusqlite::ffi::SQLITE_OK || tail.is_null() {
+            return sql.len();
+        }
+        let end = (tail as usize).saturating_sub(start as usize);
+        if end <= sql.len() && sql.is_char_boundary(end) { end } else { sql.len() }
+    }
+
     fn run(&self, sql: &str, decoding: TextDecoding) -> ExecOutcome {
         let fail = |e: rusqlite::Error| self.failure(e);
+        let past_deadline = || self.epoch.elapsed().as_nanos() as u64 > self.deadline.load(Ordering::Relaxed);
         let mut stmt = self.conn.prepare(sql).map_err(fail)?;
         let columns: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
         let n_cols = columns.len();
         let mut rows_out = Vec::new();
+        let mut bytes = 0usize;
         let mut rows = stmt.query([]).map_err(fail)?;
         while let Some(row) = rows.next().map_err(fail)? {
             if rows_out.len() == self.limits.max_rows {
                 return Err(ExecFailure::TooManyRows(self.limits.max_rows));
+            }
+            // The progress handler stops SQLite's VM; copying rows out is checked here.
+            if past_deadline() {
+                return Err(ExecFailure::Timeout(self.limits.timeout));
             }
             let mut values = Vec::with_capacity(n_cols);
             for i in 0..n_cols {
@@ -221,9 +269,20 @@ impl Sandbox {
                     ValueRef::Null => Value::Null,
                     ValueRef::Integer(i) => Value::Integer(i),
                     ValueRef::Real(f) => Value::Real(f),
-                    ValueRef::Text(bytes) => Value::Text(decode_text(bytes, decoding, &columns[i])?),
-                    ValueRef::Blob(bytes) => Value::Blob(bytes.to_vec()),
+                    ValueRef::Text(b) | ValueRef::Blob(b) if bytes + 32 + b.len() > self.limits.max_result_bytes => {
+                        return Err(ExecFailure::TooLarge(self.limits.max_result_bytes));
+                    }
+                    ValueRef::Text(b) => Value::Text(decode_text(b, decoding, &columns[i])?),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
                 };
+                bytes += 32 + match &v {
+                    Value::Text(t) => t.len(),
+                    Value::Blob(b) => b.len(),
+                    _ => 0,
+                };
+                if bytes > self.limits.max_result_bytes {
+                    return Err(ExecFailure::TooLarge(self.limits.max_result_bytes));
+                }
                 values.push(v);
             }
             rows_out.push(values);
@@ -246,6 +305,34 @@ impl Sandbox {
         }
         ExecFailure::Sqlite(e.to_string())
     }
+}
+
+/// Whether text after a statement holds more SQL, by CPython's rule (`sqlite3` refuses a
+/// second statement): whitespace, `-- ...` and `/* ... */` comments are not SQL; anything
+/// else is, a lone `;` included.
+fn has_remaining_sql(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b' ' | b'\t' | b'\n' | b'\x0c' | b'\r' => i += 1,
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < b.len() && !(b[i] == b'*' && b.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                // An unterminated comment is SQL's business: SQLite treats it as the end.
+                i = (i + 2).min(b.len());
+            }
+            _ => return true,
+        }
+    }
+    false
 }
 
 fn decode_text(bytes: &[u8], decoding: TextDecoding, column: &str) -> Result<String, ExecFailure> {

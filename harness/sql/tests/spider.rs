@@ -151,8 +151,22 @@ fn hostile_sql_is_refused_or_stopped_and_the_file_is_unchanged() {
     assert!(err.to_string().contains("limit"), "{err}");
     let huge_value = "SELECT length(zeroblob(1000000000))";
     assert!(matches!(db.execute(huge_value, TextDecoding::Strict), Err(ExecFailure::Sqlite(_))));
-    // Several statements in one string are refused, as Python's cursor.execute does.
-    assert!(db.execute("SELECT 1; DELETE FROM singer", TextDecoding::Strict).is_err());
+    // Several statements in one string are refused, as Python's cursor.execute does; 12,000
+    // of them on one line overflowed the stack (rusqlite checks the rest recursively).
+    let one_at_a_time = Err(ExecFailure::Sqlite("You can only execute one statement at a time.".into()));
+    assert_eq!(db.execute("SELECT 1; DELETE FROM singer", TextDecoding::Strict), one_at_a_time);
+    assert_eq!(db.execute(&"SELECT 1;".repeat(12_000), TextDecoding::Strict), one_at_a_time);
+    assert_eq!(db.execute("SELECT 1;;", TextDecoding::Strict), one_at_a_time);
+    // A trailing semicolon, whitespace and comments are not a second statement.
+    assert!(db.execute("SELECT 1; -- done\n /* really */ ", TextDecoding::Strict).is_ok());
+    // A NUL ended the statement silently: the rest was never seen, and this was scored correct.
+    assert_eq!(
+        db.execute("SELECT count(*) FROM singer\0; DROP TABLE singer", TextDecoding::Strict),
+        Err(ExecFailure::Sqlite("the query contains a null character".into()))
+    );
+    // Result memory is capped: 300 blobs of 16 MB reached 4.8 GB before.
+    let blobs = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 300) SELECT zeroblob(16000000) FROM c";
+    assert_eq!(db.execute(blobs, TextDecoding::Strict), Err(ExecFailure::TooLarge(limits.max_result_bytes)));
     drop(db);
     assert_eq!(sha256(&path), before, "the database file changed");
 }
