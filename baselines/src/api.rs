@@ -4,7 +4,7 @@
 //! of (base URL, request body), so a rerun costs nothing; transient failures are retried with
 //! backoff. The key is sent in a header only: never logged, never in the cache.
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use harness_core::answer::{parse_lenient, parse_strict, AnswerFormat};
 use harness_core::Query;
@@ -17,38 +17,98 @@ use crate::{MethodError, QueryMethod, Rewrite};
 /// Environment variable naming the endpoint (`OPENAI_BASE_URL` also works).
 pub const BASE_URL_ENV: &str = "HARNESS_API_BASE_URL";
 
+/// How long a request may take and how failures are retried.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Longest wait for one attempt (connect, send, answer).
+    pub timeout: Duration,
+    /// Longest a request may take, all attempts and waits included, before it is given up.
+    pub total: Duration,
+    /// Wait before the first retry; doubled after each, plus up to half again at random (so
+    /// that clients retrying together spread out), at most `max_backoff`. A `Retry-After`
+    /// header from the server is honoured when longer.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            timeout: Duration::from_secs(120),
+            total: Duration::from_secs(300),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The default policy with `HARNESS_API_TIMEOUT_SECS` (per attempt) and
+    /// `HARNESS_API_RETRY_SECS` (per request, retries included) applied when set.
+    pub fn from_env() -> Result<RetryPolicy, MethodError> {
+        let mut policy = RetryPolicy::default();
+        let seconds = |name: &str| -> Result<Option<Duration>, MethodError> {
+            match std::env::var(name) {
+                Err(_) => Ok(None),
+                Ok(v) => match v.trim().parse::<f64>() {
+                    Ok(s) if s > 0.0 && s <= 86_400.0 => Ok(Some(Duration::from_secs_f64(s))),
+                    _ => Err(MethodError::Api(format!("{name}={v}: expected seconds between 0 and 86400"))),
+                },
+            }
+        };
+        if let Some(t) = seconds("HARNESS_API_TIMEOUT_SECS")? {
+            policy.timeout = t;
+        }
+        if let Some(t) = seconds("HARNESS_API_RETRY_SECS")? {
+            policy.total = t;
+        }
+        Ok(policy)
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+enum Failure {
+    /// Worth another attempt (network error, 408, 429, 5xx, a body that could not be read);
+    /// with the server's `Retry-After` when it sent one.
+    Transient(String, Option<Duration>),
+    /// Will not improve with retries (other 4xx).
+    Permanent(String),
+    /// A 200 answer that is not a chat completion: this request's failure, not the endpoint's.
+    Malformed(String),
+}
+
 /// A chat-completions client with a response cache.
 pub struct ChatClient {
     base_url: String,
     api_key: Option<String>,
     cache_dir: PathBuf,
     agent: ureq::Agent,
-    /// Attempts per request (first try included).
-    pub attempts: u32,
-    /// Delay before the first retry; doubles each time.
-    pub backoff: Duration,
-    /// Requests answered from the cache / sent, since creation.
+    policy: RetryPolicy,
+    /// Requests answered from the cache / sent (attempts), since creation.
     pub cache_hits: usize,
     pub requests_sent: usize,
 }
 
 impl ChatClient {
     pub fn new(base_url: &str, api_key: Option<String>, cache_dir: PathBuf) -> ChatClient {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(600)))
-            .http_status_as_error(false)
-            .build()
-            .new_agent();
+        let policy = RetryPolicy::default();
         ChatClient {
             base_url: base_url.trim_end_matches('/').to_string(),
             api_key,
             cache_dir,
-            agent,
-            attempts: 4,
-            backoff: Duration::from_millis(500),
+            agent: agent(policy.timeout),
+            policy,
             cache_hits: 0,
             requests_sent: 0,
         }
+    }
+
+    /// The same client under `policy`.
+    pub fn with_policy(mut self, policy: RetryPolicy) -> ChatClient {
+        self.agent = agent(policy.timeout);
+        self.policy = policy;
+        self
     }
 
     fn cache_path(&self, body: &str) -> PathBuf {
@@ -61,6 +121,12 @@ impl ChatClient {
 
     /// The assistant message content for a chat request `body` (an OpenAI request object).
     pub fn complete(&mut self, body: &serde_json::Value) -> Result<String, MethodError> {
+        self.complete_or_malformed(body).map_err(|(e, _)| e)
+    }
+
+    /// [`ChatClient::complete`], saying whether a failure was a malformed answer (true) rather
+    /// than an endpoint that could not be reached or refused.
+    fn complete_or_malformed(&mut self, body: &serde_json::Value) -> Result<String, (MethodError, bool)> {
         let text = body.to_string();
         let cached = self.cache_path(&text);
         if let Ok(bytes) = std::fs::read(&cached) {
@@ -72,40 +138,82 @@ impl ChatClient {
             }
         }
         let url = format!("{}/chat/completions", self.base_url);
-        let mut delay = self.backoff;
-        let mut last_error = String::new();
-        for attempt in 1..=self.attempts {
+        let started = Instant::now();
+        let mut backoff = self.policy.initial_backoff;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
             self.requests_sent += 1;
-            let mut request = self.agent.post(&url).header("Content-Type", "application/json");
-            if let Some(key) = &self.api_key {
-                request = request.header("Authorization", &format!("Bearer {key}"));
-            }
-            match request.send(&text) {
-                Ok(mut response) => {
-                    let status = response.status().as_u16();
-                    let body = response.body_mut().read_to_string().unwrap_or_default();
-                    if status == 200 {
-                        let json: serde_json::Value = serde_json::from_str(&body)
-                            .map_err(|e| MethodError::Api(format!("{url}: response is not JSON: {e}")))?;
-                        let content = content_of(&json).ok_or_else(|| MethodError::Api(format!("{url}: no choices[0].message.content in the response")))?;
-                        write_cache(&cached, &body)?;
-                        return Ok(content);
-                    }
-                    last_error = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
-                    // Client errors other than rate limits will not improve with retries.
-                    if (400..500).contains(&status) && status != 429 && status != 408 {
-                        break;
-                    }
+            let (why, retry_after) = match self.attempt(&url, &text) {
+                Ok((body, content)) => {
+                    write_cache(&cached, &body).map_err(|e| (e, false))?;
+                    return Ok(content);
                 }
-                Err(e) => last_error = e.to_string(),
+                Err(Failure::Malformed(why)) => return Err((MethodError::Api(format!("{url}: {why}")), true)),
+                Err(Failure::Permanent(why)) => return Err((MethodError::Api(format!("{url}: {why}")), false)),
+                Err(Failure::Transient(why, retry_after)) => (why, retry_after),
+            };
+            let jitter = backoff.mul_f64(rand::random::<f64>() * 0.5);
+            let wait = (backoff + jitter).min(self.policy.max_backoff).max(retry_after.unwrap_or_default());
+            let spent = started.elapsed();
+            if spent + wait >= self.policy.total {
+                let after = retry_after.map(|r| format!("; the server asked to wait {:.0} s", r.as_secs_f64())).unwrap_or_default();
+                return Err((
+                    MethodError::Api(format!(
+                        "{url}: {why} (gave up after {attempts} attempts in {:.1} s, limit {:.0} s{after}; HARNESS_API_RETRY_SECS sets it)",
+                        spent.as_secs_f64(),
+                        self.policy.total.as_secs_f64()
+                    )),
+                    false,
+                ));
             }
-            if attempt < self.attempts {
-                std::thread::sleep(delay);
-                delay *= 2;
-            }
+            std::thread::sleep(wait);
+            backoff = (backoff * 2).min(self.policy.max_backoff);
         }
-        Err(MethodError::Api(format!("{url}: {last_error}")))
     }
+
+    /// One attempt: the body and the completion of a 200 that holds one, or why not.
+    fn attempt(&self, url: &str, text: &str) -> Result<(String, String), Failure> {
+        let mut request = self.agent.post(url).header("Content-Type", "application/json");
+        if let Some(key) = &self.api_key {
+            request = request.header("Authorization", &format!("Bearer {key}"));
+        }
+        let mut response = request.send(text).map_err(|e| Failure::Transient(e.to_string(), None))?;
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| Failure::Transient(format!("HTTP {status}, but reading the response body failed: {e}"), retry_after))?;
+        if status == 200 {
+            let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| Failure::Malformed(format!("response is not JSON: {e}")))?;
+            return match content_of(&json) {
+                Some(content) => Ok((body, content)),
+                None => Err(Failure::Malformed(format!("no choices[0].message.content in the response: {}", body.chars().take(200).collect::<String>()))),
+            };
+        }
+        let why = format!("HTTP {status}: {}", body.chars().take(300).collect::<String>());
+        // Client errors other than timeouts and rate limits will not improve with retries.
+        if (400..500).contains(&status) && status != 429 && status != 408 {
+            Err(Failure::Permanent(why))
+        } else {
+            Err(Failure::Transient(why, retry_after))
+        }
+    }
+}
+
+fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().new_agent()
+}
+
+/// `Retry-After`: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(std::time::SystemTime::now()).unwrap_or_default())
 }
 
 fn content_of(response: &serde_json::Value) -> Option<String> {
@@ -128,11 +236,13 @@ pub struct ApiMethod {
     settings: LlmSettings,
     task: TaskBuilder,
     generated: Vec<Generated>,
+    /// Per-query failures of the last `rewrite` (malformed answers).
+    failures: Vec<String>,
 }
 
 impl ApiMethod {
     pub fn new(model: &str, client: ChatClient, settings: LlmSettings, task: TaskBuilder) -> ApiMethod {
-        ApiMethod { model: model.to_string(), client, prompts: Prompts::new(), settings, task, generated: Vec::new() }
+        ApiMethod { model: model.to_string(), client, prompts: Prompts::new(), settings, task, generated: Vec::new(), failures: Vec::new() }
     }
 
     /// Endpoint and key from the environment.
@@ -142,7 +252,8 @@ impl ApiMethod {
             MethodError::Api("no endpoint: set HARNESS_API_BASE_URL (e.g. https://api.openai.com/v1) and HARNESS_API_KEY".into())
         })?;
         let key = var(&["HARNESS_API_KEY", "OPENAI_API_KEY"]);
-        Ok(Self::new(model, ChatClient::new(&base, key, cache_dir), settings, task))
+        let client = ChatClient::new(&base, key, cache_dir).with_policy(RetryPolicy::from_env()?);
+        Ok(Self::new(model, client, settings, task))
     }
 }
 
@@ -153,6 +264,7 @@ impl QueryMethod for ApiMethod {
 
     fn rewrite(&mut self, queries: &[Query]) -> Result<Vec<Rewrite>, MethodError> {
         self.generated.clear();
+        self.failures.clear();
         let reasoning = self.settings.reasoning;
         let format = if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct };
         let mut out = Vec::with_capacity(queries.len());
@@ -169,7 +281,18 @@ impl QueryMethod for ApiMethod {
                 "max_tokens": self.settings.sampling.max_new_tokens,
                 "seed": self.settings.sampling.seed,
             });
-            let content = self.client.complete(&body)?;
+            let content = match self.client.complete_or_malformed(&body) {
+                Ok(content) => content,
+                // One bad answer is this query's failure (scored as an empty query); an endpoint
+                // that cannot be reached or refuses stops the run.
+                Err((e, true)) => {
+                    self.failures.push(format!("query {}: {e}", q.id));
+                    self.generated.push(Generated { query_id: q.id.clone(), output: String::new(), query: String::new(), format: "api-error".into(), tokens: 0 });
+                    out.push(Rewrite { query_id: q.id.clone(), text: String::new() });
+                    continue;
+                }
+                Err((e, false)) => return Err(e),
+            };
             let key = task.answer_key();
             let query = parse_lenient(&content, key).unwrap_or_default();
             let strict = parse_strict(&content, format, key);
@@ -197,6 +320,8 @@ impl QueryMethod for ApiMethod {
             "cache_hits": self.client.cache_hits,
             "requests_sent": self.client.requests_sent,
             "format_outcomes": formats,
+            "failed_queries": self.failures.len(),
+            "failures": self.failures.iter().take(20).collect::<Vec<_>>(),
         })
     }
 
