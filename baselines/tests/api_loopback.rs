@@ -30,7 +30,7 @@ fn api_method_talks_to_harness_serve_and_caches_responses() {
         let (server, stop) = (Arc::clone(&server), Arc::clone(&stop));
         std::thread::spawn(move || {
             let policy = Policy::load(&model_dir(), tch::Device::Cpu).unwrap();
-            serve(&server, &policy, &ServeOptions { model_name: "smollm2".into(), max_new_tokens: 48 }, &stop);
+            serve(&server, &policy, &ServeOptions::new("smollm2", 48), &stop);
         })
     };
     let cache = tempfile::tempdir().unwrap();

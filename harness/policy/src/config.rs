@@ -74,6 +74,9 @@ pub struct ModelConfig {
     #[serde(default)]
     pub rope_parameters: Option<RopeParameters>,
     pub vocab_size: i64,
+    /// The context length the model was trained for, when the config says.
+    #[serde(default)]
+    pub max_position_embeddings: Option<i64>,
     #[serde(default)]
     pub tie_word_embeddings: bool,
     #[serde(default)]

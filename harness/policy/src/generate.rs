@@ -4,7 +4,7 @@ use tch::{Device, Kind, Tensor};
 use crate::model::{CausalLm, KvCache};
 
 /// How tokens are chosen.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SamplingParams {
     pub max_new_tokens: usize,
     /// 0 = greedy (argmax).
