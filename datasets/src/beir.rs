@@ -242,4 +242,25 @@ mod tests {
         let err = d.read_corpus().unwrap_err().to_string();
         assert!(err.contains("corpus.jsonl:2: not a BEIR corpus record"), "{err}");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+        /// BEIR JSONL readers on arbitrary lines (JSON-ish or not): records or a located
+        /// error, never a panic.
+        #[test]
+        fn jsonl_readers_never_panic(lines in proptest::collection::vec(proptest::prop_oneof![
+            "\\{\"_id\": \"[a-z0-9 ]{0,4}\", \"text\": \"[a-z ]{0,8}\"\\}",
+            "\\{\"_id\": [0-9]{1,3}, \"title\": null, \"text\": \"x\", \"metadata\": \\{\"answers\": \\[\"a\"\\]\\}\\}",
+            "[ -~]{0,20}",
+        ], 0..12)) {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("q.jsonl");
+            std::fs::write(&path, lines.join("\n")).unwrap();
+            let _ = read_queries_jsonl(&path);
+            let _ = read_answers_jsonl(&path);
+            let mut card = scifact().card().clone();
+            card.files.insert("corpus".into(), "q.jsonl".into());
+            let _ = BeirDataset::new(card, dir.path().to_path_buf()).read_corpus();
+        }
+    }
 }

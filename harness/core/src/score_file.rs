@@ -340,4 +340,59 @@ mod tests {
         let got = streamed(&qrels, &run, &opts, 1).unwrap_err().to_string();
         assert!(got.ends_with(":2: cannot read line: stream did not contain valid UTF-8"), "{got}");
     }
+
+    mod fuzz {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Run-like lines: mostly well formed, with the mistakes people and programs make.
+        fn run_line() -> impl Strategy<Value = String> {
+            prop_oneof![
+                6 => ("[1-3]", "[a-d]", "-?[0-9]{1,2}(\\.[0-9])?").prop_map(|(q, d, s)| format!("{q} Q0 {d} 1 {s} t")),
+                1 => Just(String::new()),
+                1 => Just("# comment".to_string()),
+                1 => "[ -~\t]{0,30}",
+                1 => ("[1-3]", "[a-d]").prop_map(|(q, d)| format!("{q}\tQ0\t{d}\t1\tnan\tt")),
+                1 => ("[1-3]", "[a-d]").prop_map(|(q, d)| format!("{q} Q0 {d} 1 1e999 t")),
+                1 => ("[1-3]", "[a-d]").prop_map(|(q, d)| format!("{q} Q0 {d} 1 2 t extra")),
+                1 => Just("2 Q0 \u{a0}b 1 1 t".to_string()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+            /// On any input the readers return a value or an error naming a line that exists,
+            /// never panic, and the streaming scorer agrees with the collecting path exactly
+            /// (the same digits, or the same error).
+            #[test]
+            fn readers_and_scorers_agree_on_arbitrary_runs(lines in prop::collection::vec(run_line(), 0..40), crlf in any::<bool>(), threads in 1usize..4) {
+                let dir = tempfile::tempdir().unwrap();
+                let qrels = read_qrels(&write(&dir, "q", "1 0 a 1\n2 0 b 2\n3 0 c 0\n")).unwrap();
+                let text = lines.join(if crlf { "\r\n" } else { "\n" });
+                let run = write(&dir, "r", &text);
+                let opts = EvalOptions { average_over_all_qrels: true, ..Default::default() };
+                let collected = read_run(&run).map(|r| format_trec_eval(&evaluate(&qrels, &r.run, &all_measures(), &opts), true));
+                let stream = streamed(&qrels, &run, &opts, threads);
+                match (&collected, &stream) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                    (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                    _ => prop_assert!(false, "collected {:?} vs streamed {:?}", collected.as_ref().err(), stream.as_ref().err()),
+                }
+                if let Err(crate::CoreError::Parse { line, .. }) = &collected {
+                    prop_assert!(*line >= 1 && *line <= lines.len().max(1));
+                }
+            }
+
+            /// Arbitrary bytes as qrels: a value or a located error, never a panic.
+            #[test]
+            fn qrels_reader_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+                let dir = tempfile::tempdir().unwrap();
+                let p = dir.path().join("q");
+                std::fs::write(&p, &bytes).unwrap();
+                let _ = read_qrels(&p);
+                let _ = read_run(&p);
+            }
+        }
+    }
 }
