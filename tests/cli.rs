@@ -294,6 +294,16 @@ fn train_logs_checkpoints_and_resumes_from_the_command_line() {
         v
     };
     assert_eq!(strip(&again[1]), strip(&lines[1]));
+
+    // Resuming under other settings is refused, before anything is written: a config that
+    // contradicts the checkpoint's (it silently trained with cpu-small before), another split.
+    let ckpt = full.join("checkpoints/step-1");
+    let o = harness(&["train", "--dataset", "scifact", "--config", "cpu-small", "--device", "cpu", "--resume", ckpt.to_str().unwrap()], &cache);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--config cpu-small contradicts the checkpoint") && stderr(&o).contains("in the checkpoint"), "{}", stderr(&o));
+    let o = harness(&["train", "--dataset", "scifact", "--split", "dev", "--device", "cpu", "--resume", ckpt.to_str().unwrap()], &cache);
+    assert!(stderr(&o).contains("trained on split 'train', not 'dev': pass --split train"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(full.join("log.jsonl")).unwrap(), log, "a refused resume changed the run");
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -21,9 +21,10 @@ pub struct TrainArgs {
     /// Model folder of the initial policy (default: the setup's SmolLM2-135M-Instruct).
     #[arg(long)]
     policy: Option<PathBuf>,
-    /// paper, cpu-small, or a TOML file with [run] and [ppo] tables.
-    #[arg(long, default_value = defaults::CONFIG)]
-    config: String,
+    /// paper, cpu-small, or a TOML file with [run] and [ppo] tables (default: cpu-small; when
+    /// resuming, the checkpoint's own, and a different one is an error).
+    #[arg(long)]
+    config: Option<String>,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = cell::DEVICE)]
     device: String,

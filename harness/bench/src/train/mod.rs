@@ -40,8 +40,9 @@ pub struct TrainSpec {
     pub retriever: String,
     /// Initial policy folder (default: the workspace's SmolLM2-135M-Instruct).
     pub policy: Option<PathBuf>,
-    /// `paper`, `cpu-small`, or a TOML file with `[run]` and `[ppo]` tables.
-    pub config: String,
+    /// `paper`, `cpu-small`, or a TOML file with `[run]` and `[ppo]` tables. `None`: the
+    /// checkpoint's own when resuming, else `cpu-small`.
+    pub config: Option<String>,
     /// `auto`, `cpu`, `cuda`, `cuda:N`.
     pub device: String,
     /// Continue from a checkpoint folder (`.../checkpoints/step-N`).
@@ -64,7 +65,7 @@ impl Default for TrainSpec {
             split: defaults::SPLIT.into(),
             retriever: defaults::RETRIEVER.into(),
             policy: None,
-            config: defaults::CONFIG.into(),
+            config: None,
             device: crate::spec::defaults::DEVICE.into(),
             resume: None,
             steps: None,
@@ -113,12 +114,76 @@ fn load_policy(bench: &Bench, spec: &TrainSpec, config: &RunConfig) -> Result<Po
     Ok(Policy { dir, device, trainer, text })
 }
 
+/// The run's settings. Resuming, a checkpoint's own settings are used, and a `--config` or a
+/// dataset, split or policy that contradicts the run being resumed is an error (silently
+/// continuing a run under other settings is not a resumption).
+fn resolve_config(spec: &TrainSpec) -> Result<RunConfig> {
+    let Some(ckpt) = &spec.resume else {
+        return Ok(RunConfig::load(spec.config.as_deref().unwrap_or(defaults::CONFIG))?);
+    };
+    let state_path = ckpt.join("trainer_state.json");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?)
+        .with_context(|| format!("{}", state_path.display()))?;
+    // The run folder's meta.json holds the whole config and what the run trained on; the
+    // checkpoint itself holds the PPO settings.
+    let meta_path = ckpt.parent().and_then(Path::parent).map(|run| run.join("meta.json")).filter(|m| m.is_file());
+    let meta: Option<serde_json::Value> = match &meta_path {
+        Some(p) => Some(serde_json::from_str(&std::fs::read_to_string(p)?).with_context(|| format!("{}", p.display()))?),
+        None => None,
+    };
+    let run_config: Option<RunConfig> = meta.as_ref().and_then(|m| serde_json::from_value(m["config"].clone()).ok());
+    let config = match (&spec.config, &run_config) {
+        (Some(name), _) => RunConfig::load(name)?,
+        (None, Some(saved)) => saved.clone(),
+        (None, None) => bail!("{}: the run's meta.json (with its config) is missing, so its settings are unknown: pass --config", ckpt.display()),
+    };
+    if let Some(name) = &spec.config {
+        let asked = serde_json::to_value(&config)?;
+        let differ = match &run_config {
+            Some(saved) => differing_fields("", &serde_json::to_value(saved)?, &asked),
+            None => differing_fields("ppo", &state["config"], &asked["ppo"]),
+        };
+        if !differ.is_empty() {
+            bail!(
+                "--config {name} contradicts the checkpoint {} ({}); leave --config out to continue with the run's settings",
+                ckpt.display(),
+                differ.join(", ")
+            );
+        }
+    }
+    if let Some(meta) = &meta {
+        for (field, flag, asked) in [("dataset", "--dataset", spec.dataset.as_str()), ("split", "--split", spec.split.as_str())] {
+            if let Some(was) = meta[field].as_str().filter(|was| *was != asked) {
+                bail!("the run being resumed trained on {field} '{was}', not '{asked}': pass {flag} {was}");
+            }
+        }
+    }
+    Ok(config)
+}
+
+/// Paths of the values that differ between two JSON trees (`ppo.actor_lr: 1e-6 vs 2e-6`).
+fn differing_fields(prefix: &str, a: &serde_json::Value, b: &serde_json::Value) -> Vec<String> {
+    match (a, b) {
+        (serde_json::Value::Object(x), serde_json::Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            keys.into_iter()
+                .flat_map(|k| {
+                    let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    differing_fields(&path, x.get(k).unwrap_or(&serde_json::Value::Null), y.get(k).unwrap_or(&serde_json::Value::Null))
+                })
+                .collect()
+        }
+        _ if a == b => Vec::new(),
+        _ => vec![format!("{prefix}: {a} in the checkpoint, {b} asked")],
+    }
+}
+
 /// Trains as `spec` says.
 pub fn train(bench: &Bench, spec: &TrainSpec) -> Result<TrainOutcome> {
     if spec.retriever != "bm25" {
         bail!("harness train supports the bm25 retriever (got '{}')", spec.retriever);
     }
-    let config = RunConfig::load(&spec.config)?;
+    let config = resolve_config(spec)?;
     let total_steps = spec.steps.unwrap_or(config.run.total_steps);
     let card = bench.registry.get(&spec.dataset)?.clone();
     match (card.task.reward, card.loader) {
@@ -220,7 +285,8 @@ fn train_loop(
     env: &mut dyn Environment,
     details: serde_json::Value,
 ) -> Result<TrainOutcome> {
-    let run_id = new_run_id(&format!("train-{}-{}-{}", dataset, spec.split, spec.config.replace(['/', '.'], "_")));
+    let config_name = spec.config.as_deref().unwrap_or(if spec.resume.is_some() { "resumed" } else { defaults::CONFIG });
+    let run_id = new_run_id(&format!("train-{}-{}-{}", dataset, spec.split, config_name.replace(['/', '.'], "_")));
     let out = match (&spec.out, &spec.resume) {
         (Some(o), _) => o.clone(),
         // A resumed run continues in the run folder that holds the checkpoint.
