@@ -95,14 +95,15 @@ fn invalid(field: &str, message: &str) -> Reply {
 
 /// A request's prompt and sampling settings, checked, waiting for the batcher.
 struct Job {
-    prompt: String,
+    /// The prompt's token ids (counted against the cap when the request was checked).
+    prompt: Vec<i64>,
     params: SamplingParams,
     reply: mpsc::Sender<Result<(String, Generation), String>>,
 }
 
 /// What a checked request needs from generation, and how to answer once it has it.
 struct Prepared {
-    prompt: String,
+    prompt: Vec<i64>,
     params: SamplingParams,
     answer: Box<dyn FnOnce(String, Generation) -> Reply + Send>,
 }
@@ -147,12 +148,13 @@ fn check_model(requested: Option<&str>, options: &ServeOptions) -> Result<(), Re
     }
 }
 
-fn count_prompt(text: &PolicyText, prompt: &str, options: &ServeOptions) -> Result<usize, Reply> {
-    let tokens = text.encode(prompt).map_err(|e| error(400, &format!("prompt cannot be tokenized: {e}")))?.len();
-    if tokens > options.max_prompt_tokens {
-        return Err(invalid("messages", &format!("the prompt is {tokens} tokens, over this server's limit of {}", options.max_prompt_tokens)));
+/// The prompt's token ids, within the server's prompt cap.
+fn tokenize_prompt(text: &PolicyText, prompt: &str, options: &ServeOptions) -> Result<Vec<i64>, Reply> {
+    let ids = text.encode(prompt).map_err(|e| error(400, &format!("prompt cannot be tokenized: {e}")))?;
+    if ids.len() > options.max_prompt_tokens {
+        return Err(invalid("messages", &format!("the prompt is {} tokens, over this server's limit of {}", ids.len(), options.max_prompt_tokens)));
     }
-    Ok(tokens)
+    Ok(ids)
 }
 
 fn prepare_chat(text: &PolicyText, options: &ServeOptions, body: &str) -> Result<Prepared, Reply> {
@@ -167,7 +169,8 @@ fn prepare_chat(text: &PolicyText, options: &ServeOptions, body: &str) -> Result
     let params = chat_params(&request, options)?;
     let messages: Vec<Message> = request.messages.iter().map(|m| Message::new(&m.role, &m.content)).collect();
     let prompt = text.chat_prompt(&messages).map_err(|e| error(400, &e.to_string()))?;
-    let prompt_tokens = count_prompt(text, &prompt, options)?;
+    let prompt = tokenize_prompt(text, &prompt, options)?;
+    let prompt_tokens = prompt.len();
     let model = options.model_name.clone();
     Ok(Prepared {
         prompt,
@@ -200,7 +203,7 @@ fn prepare_rewrite(text: &PolicyText, options: &ServeOptions, prompts: &Prompts,
     let user = prompts.user_message(&task, request.reasoning).map_err(|e| error(500, &e.to_string()))?;
     let messages = [Message::new("system", system_message(request.reasoning)), Message::new("user", &user)];
     let prompt = text.chat_prompt(&messages).map_err(|e| error(500, &e.to_string()))? + assistant_prefix(request.reasoning);
-    count_prompt(text, &prompt, options)?;
+    let prompt = tokenize_prompt(text, &prompt, options)?;
     let (reasoning, original) = (request.reasoning, request.query);
     Ok(Prepared {
         prompt,
@@ -364,15 +367,14 @@ pub fn serve(server: &tiny_http::Server, policy: &Policy, options: &ServeOptions
                 }
             }
             waiting = rest;
-            let batch_prompts: Vec<String> = batch.iter().map(|j| j.prompt.clone()).collect();
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.generate_texts(&batch_prompts, &params)));
+            let batch_prompts: Vec<Vec<i64>> = batch.iter().map(|j| j.prompt.clone()).collect();
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| policy.generate_from_ids(&batch_prompts, &params)));
             match outcome {
-                Ok(Ok(outputs)) => {
+                Ok(outputs) => {
                     for (job, output) in batch.into_iter().zip(outputs) {
                         let _ = job.reply.send(Ok(output));
                     }
                 }
-                Ok(Err(e)) => batch.into_iter().for_each(|job| drop(job.reply.send(Err(e.to_string())))),
                 Err(panic) => {
                     let why = panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
                     batch.into_iter().for_each(|job| drop(job.reply.send(Err(format!("generation failed: {why}")))));

@@ -2,37 +2,23 @@
 //! against a scripted server.
 use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_baselines::api::{ApiMethod, ChatClient, RetryPolicy};
-use harness_baselines::serve::{serve, ServeOptions};
+use harness_baselines::serve::ServeOptions;
 use harness_baselines::{LlmSettings, QueryMethod, Task};
 use harness_core::Query;
-use harness_policy::{Policy, SamplingParams};
+use harness_policy::SamplingParams;
 
-fn model_dir() -> PathBuf {
-    std::env::var_os("HARNESS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/models"))
-        .join("smollm2-135m-instruct")
-}
+mod common;
+use common::TestServer;
 
 #[test]
 fn api_method_talks_to_harness_serve_and_caches_responses() {
-    tch::set_num_threads(2);
-    let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
-    let port = server.server_addr().to_ip().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let (server, stop) = (Arc::clone(&server), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let policy = Policy::load(&model_dir(), tch::Device::Cpu).unwrap();
-            serve(&server, &policy, &ServeOptions::new("smollm2", 48), &stop);
-        })
-    };
+    let server = TestServer::start(ServeOptions::new("smollm2", 48), Duration::from_secs(30));
+    let port = server.port;
     let cache = tempfile::tempdir().unwrap();
     let settings = LlmSettings { reasoning: false, sampling: SamplingParams { max_new_tokens: 48, ..Default::default() }, batch_size: 1 };
     let client = ChatClient::new(&format!("http://127.0.0.1:{port}/v1"), Some("secret-key".into()), cache.path().to_path_buf());
@@ -51,8 +37,7 @@ fn api_method_talks_to_harness_serve_and_caches_responses() {
     assert!(generations.iter().all(|g| !g["output"].as_str().unwrap().is_empty()));
 
     // The server stops; a new client answers from the cache alone, identically.
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    server.stop();
     let client = ChatClient::new(&format!("http://127.0.0.1:{port}/v1"), Some("secret-key".into()), cache.path().to_path_buf());
     let mut again = ApiMethod::new("smollm2", client, settings, Box::new(task));
     assert_eq!(again.rewrite(&queries).unwrap(), first);

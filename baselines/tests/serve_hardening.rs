@@ -4,44 +4,18 @@
 //! concurrent requests are answered.
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use harness_baselines::serve::{bind, serve, ServeOptions};
-use harness_policy::Policy;
+use harness_baselines::serve::ServeOptions;
 
-fn model_dir() -> PathBuf {
-    std::env::var_os("HARNESS_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.deps/models"))
-        .join("smollm2-135m-instruct")
-}
+mod common;
+use common::TestServer;
 
 /// Runs `f(port)` against a server with `options`; stops it afterwards.
 fn with_server(options: ServeOptions, timeout: Duration, f: impl FnOnce(u16)) {
-    tch::set_num_threads(2);
-    let server = Arc::new(bind("127.0.0.1:0", timeout).unwrap());
-    let port = server.server_addr().to_ip().unwrap().port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let handle = {
-        let (server, stop) = (Arc::clone(&server), Arc::clone(&stop));
-        std::thread::spawn(move || {
-            let policy = Policy::load(&model_dir(), tch::Device::Cpu).unwrap();
-            serve(&server, &policy, &options, &stop);
-        })
-    };
-    // Ready once the model is loaded and the handlers answer.
-    let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-    let start = Instant::now();
-    while agent.get(&format!("http://127.0.0.1:{port}/v1/models")).call().map(|r| r.status().as_u16()).unwrap_or(0) != 200 {
-        assert!(start.elapsed() < Duration::from_secs(120), "the server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    f(port);
-    stop.store(true, Ordering::Relaxed);
-    handle.join().unwrap();
+    let server = TestServer::start(options, timeout);
+    f(server.port);
+    server.stop();
 }
 
 /// (status, body) of one request.

@@ -31,6 +31,14 @@ fn main() {
     let lock = std::fs::read(root.join("Cargo.lock")).unwrap_or_default();
     let digest: String = sha2::Sha256::digest(&lock).iter().map(|b| format!("{b:02x}")).collect();
     println!("cargo:rustc-env=HARNESS_CARGO_LOCK_SHA256={digest}");
+    // The tch this build resolved (the GPU build pins another one).
+    let lock_text = String::from_utf8_lossy(&lock);
+    let tch = lock_text
+        .split("[[package]]")
+        .find(|p| p.lines().any(|l| l.trim() == "name = \"tch\""))
+        .and_then(|p| p.lines().find_map(|l| l.trim().strip_prefix("version = ").map(|v| v.trim_matches('"').to_string())))
+        .unwrap_or_else(|| "unknown".into());
+    println!("cargo:rustc-env=HARNESS_TCH_VERSION={tch}");
 
     // tch's build script exports the libtorch lib folder; a PyPI torch has version.py beside
     // it, a libtorch archive has build-version.

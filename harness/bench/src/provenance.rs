@@ -14,7 +14,7 @@ pub fn build() -> Value {
         "harness_version": env!("CARGO_PKG_VERSION"),
         "cargo_lock_sha256": env!("HARNESS_CARGO_LOCK_SHA256"),
         "libtorch_version": env!("HARNESS_LIBTORCH_VERSION"),
-        "tch_version": "0.26.0",
+        "tch_version": env!("HARNESS_TCH_VERSION"),
     })
 }
 
@@ -56,5 +56,9 @@ mod tests {
         assert!(commit.len() == 40 && commit.chars().all(|c| c.is_ascii_hexdigit()) || commit.starts_with("unknown"), "{commit}");
         assert_eq!(b["cargo_lock_sha256"].as_str().unwrap().len(), 64);
         assert!(b["git_dirty"].is_boolean() || b["git_dirty"] == "unknown");
+        // As Cargo.lock resolved it, not a typed-in string.
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let tch = b["tch_version"].as_str().unwrap();
+        assert!(lock.contains(&format!("name = \"tch\"\nversion = \"{tch}\"")), "{tch}");
     }
 }

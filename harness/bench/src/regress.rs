@@ -35,6 +35,10 @@ struct Check {
     /// Tolerances of this check's metrics, over the file's `[tolerance]`.
     #[serde(default)]
     tolerance: BTreeMap<String, f64>,
+    /// What the reference agrees with outside this project, with its source (shown by
+    /// `harness report`; the comparison itself is the test's or the peer script's).
+    #[serde(default)]
+    anchor: Option<String>,
     #[serde(flatten)]
     spec: CellSpec,
     #[serde(flatten)]
@@ -105,7 +109,7 @@ pub fn meta_path(reference: &Path) -> PathBuf {
 }
 
 /// Columns of a results table that are not metrics (timings vary run to run).
-const NOT_METRICS: [&str; 8] = ["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id"];
+pub(crate) const NOT_METRICS: [&str; 8] = ["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id"];
 
 /// Metric columns and values of a one-row results table.
 fn metrics_of(csv: &Path) -> Result<Vec<(String, f64)>> {
@@ -173,6 +177,8 @@ pub struct CheckInfo {
     pub reference: PathBuf,
     /// The command that reruns the cell alone.
     pub command: String,
+    /// The outside value the reference agrees with, with its source.
+    pub anchor: Option<String>,
 }
 
 /// The checks of `spec_path`, references resolved against its folder.
@@ -188,7 +194,7 @@ pub fn read_checks(spec_path: &Path) -> Result<Vec<CheckInfo>> {
                 Some(j) => format!("harness sql-eval --mode {} --gold {} --pred {} --db-dir {}", j.mode, j.gold.display(), j.pred.display(), j.db_dir.display()),
                 None => c.spec.eval_command(),
             };
-            CheckInfo { name: c.name, reference: dir.join(c.reference), command }
+            CheckInfo { name: c.name, reference: dir.join(c.reference), command, anchor: c.anchor }
         })
         .collect())
 }

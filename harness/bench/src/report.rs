@@ -123,7 +123,7 @@ fn regression_section(bench: &Bench) -> Result<Section> {
             .header
             .iter()
             .zip(row)
-            .filter(|(h, _)| !["dataset", "split", "retriever", "method", "wall_s", "queries_per_s", "source", "run_id"].contains(&h.as_str()))
+            .filter(|(h, _)| !crate::regress::NOT_METRICS.contains(&h.as_str()))
             .map(|(h, v)| format!("{h} {v}"))
             .collect();
         rows.push(vec![
@@ -132,6 +132,7 @@ fn regression_section(bench: &Bench) -> Result<Section> {
             metrics.join(" · "),
             col("run_id"),
             commit_of(&crate::regress::meta_path(&c.reference)),
+            c.anchor.clone().unwrap_or_else(|| "none (this project's own reference)".into()),
             format!("harness regress --only {}", c.name),
             c.command.clone(),
         ]);
@@ -144,11 +145,10 @@ fn regression_section(bench: &Bench) -> Result<Section> {
                 "{} cells that `harness regress` reruns on every test run and compares with the committed reference tables (`results/reference/`, tolerances in `regress.toml`). Each value below was measured by this code; the run id names the run that wrote the reference, the commit is the one its binary was built from.",
                 checks.len()
             ),
-            "Anchors outside this project: SciFact BM25 flat (0.9, 0.4) and multifield equal Pyserini's BEIR regressions (nDCG@10 0.6789 and 0.6647); the sql-eval cells equal the official Spider evaluator's verdicts (3,098 correct of 6,459 golden pairs) and DeepRetrieval's set rule (3,904).".into(),
         ],
         tables: vec![Table {
             caption: "Regression cells".into(),
-            header: ["check", "cell", "values", "run id", "commit", "rerun", "same cell with harness"].map(String::from).to_vec(),
+            header: ["check", "cell", "values", "run id", "commit", "agrees with", "rerun", "same cell with harness"].map(String::from).to_vec(),
             rows,
         }],
         figures: Vec::new(),
@@ -158,8 +158,14 @@ fn regression_section(bench: &Bench) -> Result<Section> {
 fn paper_section(bench: &Bench) -> Result<Section> {
     let mut tables = Vec::new();
     let mut figures = Vec::new();
-    let mut n = 1;
-    while let Ok(t) = crate::reproduce::paper_table(&crate::reproduce::spec_path(bench, n)) {
+    // Tables 1, 2, ... as long as their specs exist; a spec that exists but does not parse is
+    // an error, never a table quietly left off the page.
+    for n in 1.. {
+        let path = crate::reproduce::spec_path(bench, n);
+        if !path.is_file() {
+            break;
+        }
+        let t = crate::reproduce::paper_table(&path)?;
         let mut header = vec!["system".to_string()];
         header.extend(t.columns.iter().cloned());
         header.extend(["grade".to_string(), "source".to_string()]);
@@ -193,7 +199,6 @@ fn paper_section(bench: &Bench) -> Result<Section> {
             svg: t.chart_svg,
             file_name,
         });
-        n += 1;
     }
     Ok(Section {
         id: "paper-tables".into(),

@@ -35,15 +35,13 @@ impl RunDir {
     /// new ones), unless `overwrite`, which empties it first.
     pub fn create(runs: &Path, label: &str, out: Option<&Path>, overwrite: bool) -> Result<RunDir> {
         let id = new_run_id(label);
-        let path = out.map(Path::to_path_buf).unwrap_or_else(|| runs.join(&id));
-        if out.is_some() {
-            let used = std::fs::read_dir(&path).map(|mut d| d.next().is_some()).unwrap_or(false);
-            match (used, overwrite) {
-                (false, _) => {}
-                (true, false) => anyhow::bail!("output folder {} exists and is not empty: pass --overwrite to replace it, or choose another --out", path.display()),
-                (true, true) => std::fs::remove_dir_all(&path).with_context(|| format!("clearing {}", path.display()))?,
+        let path = match out {
+            Some(out) => {
+                claim_out(out, overwrite)?;
+                out.to_path_buf()
             }
-        }
+            None => runs.join(&id),
+        };
         std::fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
         Ok(RunDir { id, path })
     }
@@ -97,6 +95,17 @@ impl RunDir {
         let text = serde_json::to_string_pretty(&meta)?;
         harness_core::io::write_atomically(&self.file("meta.json"), |w| w.write_all(text.as_bytes()))?;
         Ok(())
+    }
+}
+
+/// Makes `out` usable for a new run: a folder that exists and holds anything is refused (its
+/// old files would sit beside the new ones), unless `overwrite`, which empties it.
+pub fn claim_out(out: &Path, overwrite: bool) -> Result<()> {
+    let used = std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+    match (used, overwrite) {
+        (false, _) => Ok(()),
+        (true, false) => anyhow::bail!("output folder {} exists and is not empty: pass --overwrite to replace it, or choose another --out", out.display()),
+        (true, true) => std::fs::remove_dir_all(out).with_context(|| format!("clearing {}", out.display())),
     }
 }
 

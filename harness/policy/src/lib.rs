@@ -163,9 +163,14 @@ impl Policy {
     /// stop string, EOS token not included).
     pub fn generate_texts(&self, prompts: &[String], params: &SamplingParams) -> Result<Vec<(String, Generation)>, PolicyError> {
         let ids = prompts.iter().map(|p| self.encode(p)).collect::<Result<Vec<_>, _>>()?;
+        Ok(self.generate_from_ids(&ids, params))
+    }
+
+    /// [`Policy::generate_texts`] from prompts already tokenized.
+    pub fn generate_from_ids(&self, ids: &[Vec<i64>], params: &SamplingParams) -> Vec<(String, Generation)> {
         let eos = &self.text.eos_ids;
-        let gens = generate(&self.model, &ids, eos, self.text.pad_id, params, &|t| self.decode(t));
-        Ok(gens
+        let gens = generate(&self.model, ids, eos, self.text.pad_id, params, &|t| self.decode(t));
+        gens
             .into_iter()
             .map(|g| {
                 let body: Vec<i64> = g.token_ids.iter().copied().filter(|t| !eos.contains(t)).collect();
@@ -177,6 +182,6 @@ impl Policy {
                 }
                 (text, g)
             })
-            .collect())
+            .collect()
     }
 }

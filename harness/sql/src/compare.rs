@@ -178,12 +178,9 @@ mod tests {
         pred[0].swap(0, 1);
         let start = std::time::Instant::now();
         let deadline = start + std::time::Duration::from_millis(50);
-        let verdict = test_suite_equal_until(&gold, &pred, true, Some(deadline));
+        // 10! candidate permutations take seconds on any machine: 50 ms is always too short.
+        assert_eq!(test_suite_equal_until(&gold, &pred, true, Some(deadline)), None);
         assert!(start.elapsed() < std::time::Duration::from_secs(2), "{:?}", start.elapsed());
-        if verdict.is_some() {
-            // A fast machine may finish first; the answer must then be the exhaustive one.
-            assert_eq!(verdict, Some(test_suite_equal(&gold, &pred, true)));
-        }
     }
 
     #[test]

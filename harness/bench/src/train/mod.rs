@@ -295,7 +295,7 @@ fn train_loop(
     };
     // A new run never lands on an old one's files (its log and checkpoints would mix).
     if spec.resume.is_none() && spec.out.is_some() {
-        RunDir::create(&bench.workspace.runs, "train", Some(&out), bench.invocation.overwrite)?;
+        crate::run_dir::claim_out(&out, bench.invocation.overwrite)?;
     }
     std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
     if let Some(ckpt) = &spec.resume {
