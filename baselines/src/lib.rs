@@ -138,6 +138,8 @@ pub struct MethodContext {
     pub llm: LlmSettings,
     /// Where API responses are cached.
     pub cache_dir: PathBuf,
+    /// Where model folders live (the base model of a LoRA adapter is found here by name).
+    pub models_dir: PathBuf,
     /// The prompt task of a query.
     pub task: TaskOf,
 }
@@ -156,7 +158,7 @@ pub fn build(name: &str, ctx: &MethodContext) -> Result<Box<dyn QueryMethod>, Me
             let label = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| dir.display().to_string());
             let device = harness_policy::parse_device(&ctx.device).map_err(|e| MethodError::Model(e.to_string()))?;
             let mode = if ctx.llm.reasoning { "" } else { ",no-reasoning" };
-            let method = LlmMethod::load(format!("{family}:{label}{mode}"), &dir, device, ctx.llm.clone(), Box::new(task))?;
+            let method = LlmMethod::load(format!("{family}:{label}{mode}"), &dir, &ctx.models_dir, device, ctx.llm.clone(), Box::new(task))?;
             Ok(Box::new(method))
         }
         Some(("api", model)) => Ok(Box::new(api::ApiMethod::from_env(model, ctx.llm.clone(), ctx.cache_dir.join("api"), Box::new(task))?)),

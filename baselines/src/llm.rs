@@ -43,20 +43,7 @@ pub struct Generated {
 /// Builds the task for a query (dataset-specific wording).
 pub type TaskBuilder = Box<dyn Fn(&Query) -> Task + Send>;
 
-/// sha256 of each weights, config and tokenizer file of a model folder (`*.safetensors`,
-/// `*.json`), by file name: which model a run used, whatever the folder is called. A file that
-/// cannot be read says why instead of a digest.
-pub fn model_files_sha256(dir: &Path) -> BTreeMap<String, String> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return BTreeMap::new() };
-    entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "safetensors" || e == "json"))
-        .map(|p| {
-            let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
-            (name, harness_core::io::sha256_file(&p).unwrap_or_else(|e| format!("unreadable: {e}")))
-        })
-        .collect()
-}
+pub use harness_policy::model_files_sha256;
 
 /// A prompted local model.
 pub struct LlmMethod {
@@ -71,8 +58,11 @@ pub struct LlmMethod {
 
 impl LlmMethod {
     /// Loads the model folder `dir`; `name` is the table label (`llm:smollm2-135m-instruct`).
-    pub fn load(name: String, dir: &Path, device: tch::Device, settings: LlmSettings, task: TaskBuilder) -> Result<LlmMethod, MethodError> {
-        let policy = Policy::load(dir, device).map_err(|e| MethodError::Model(e.to_string()))?;
+    /// A folder holding a LoRA adapter (`adapter_config.json`) is merged into its base model,
+    /// found by name in `models_dir`.
+    pub fn load(name: String, dir: &Path, models_dir: &Path, device: tch::Device, settings: LlmSettings, task: TaskBuilder) -> Result<LlmMethod, MethodError> {
+        let policy = if harness_policy::is_adapter_dir(dir) { Policy::load_adapted(dir, models_dir, device) } else { Policy::load(dir, device) }
+            .map_err(|e| MethodError::Model(e.to_string()))?;
         Ok(LlmMethod { name, policy, prompts: Prompts::new(), settings, task, generated: Vec::new() })
     }
 

@@ -72,6 +72,10 @@ pub struct Split {
     /// Where the split comes from (free text shown by `datasets list`).
     #[serde(default)]
     pub note: String,
+    /// A file (relative to the dataset folder) listing the ids of the split's queries, one per
+    /// line, when the split is a fixed subset of the queries in `qrels` (review datasets).
+    #[serde(default)]
+    pub ids: Option<String>,
 }
 
 /// A file to download when online.

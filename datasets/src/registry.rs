@@ -116,7 +116,7 @@ impl Registry {
         let mut missing: Vec<String> = card
             .files
             .values()
-            .chain(card.splits.values().map(|s| &s.qrels))
+            .chain(card.splits.values().flat_map(|s| std::iter::once(&s.qrels).chain(s.ids.as_ref())))
             .filter(|f| resolve_data_file(&dir, f).is_none())
             .cloned()
             .collect();

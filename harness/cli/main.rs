@@ -65,6 +65,9 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Train a policy with PPO, the retriever's metric as the reward (DeepRetrieval).
     Train(train::TrainArgs),
+    /// Write a LoRA training checkpoint's actor as a peft adapter folder (a few MB, loadable as
+    /// `--method checkpoint:DIR`).
+    ExportAdapter(train::ExportAdapterArgs),
     /// Stack the tables of several runs into one (csv, parquet, md).
     Tables(tables::TablesArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
@@ -137,6 +140,7 @@ fn main() {
         Command::Generate(args) => generate::run(args, root),
         Command::Serve(args) => serve::run(args, root),
         Command::Train(args) => train::run(args, root),
+        Command::ExportAdapter(args) => train::export_adapter(args, root),
         Command::Tables(args) => tables::run(args),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };

@@ -81,3 +81,22 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct ExportAdapterArgs {
+    /// A checkpoint of a LoRA run (…/checkpoints/step-N).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// The adapter folder to write (peft layout: adapter_config.json, adapter_model.safetensors,
+    /// and harness_adapter.json with the base model's hashes and the training command).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+pub fn export_adapter(args: ExportAdapterArgs, root: Option<PathBuf>) -> Result<()> {
+    let bars = Bars::new(false);
+    let bench = crate::bench(root, &bars)?;
+    let tensors = harness_bench::train::export_adapter(&bench, &args.checkpoint, &args.out)?;
+    println!("wrote {} ({tensors} tensors); use it as --method checkpoint:{}", args.out.display(), args.out.display());
+    Ok(())
+}

@@ -23,6 +23,7 @@ pub fn build(bench: &Bench, spec: &CellSpec, task_of: TaskOf) -> Result<Box<dyn 
         device: spec.device.clone(),
         llm: spec.llm_settings(),
         cache_dir: bench.workspace.cache.clone(),
+        models_dir: bench.workspace.models.clone(),
         task: task_of,
     };
     Ok(harness_baselines::build(&resolve(bench, &spec.method), &context)?)

@@ -1,6 +1,7 @@
 //! The policy: a Llama or Qwen2 instruct model in tch, loaded from a Hugging Face folder
 //! (config.json, safetensors, tokenizer.json, chat template). The same code serves evaluation,
 //! the prompted-LLM baselines and PPO training: float32 on CPU, bfloat16 on CUDA.
+pub mod adapter;
 pub mod chat;
 pub mod config;
 pub mod generate;
@@ -11,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use tch::{nn, Device, Kind};
 
+pub use adapter::{is_adapter_dir, model_files_sha256};
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
 pub use generate::{generate, generate_on, DecodePath, Finish, Generation, SamplingParams};

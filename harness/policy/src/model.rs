@@ -291,6 +291,21 @@ impl CausalLm {
         self.adapters - 1
     }
 
+    /// Every attention and MLP projection with its layer and peft module name.
+    pub(crate) fn projections(&self) -> Vec<(usize, &'static str, &Linear)> {
+        let mut out = Vec::new();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let (a, m) = (&layer.self_attn, &layer.mlp);
+            out.extend([("q_proj", &a.q_proj), ("k_proj", &a.k_proj), ("v_proj", &a.v_proj), ("o_proj", &a.o_proj), ("gate_proj", &m.gate_proj), ("up_proj", &m.up_proj), ("down_proj", &m.down_proj)].map(|(n, p)| (i, n, p)));
+        }
+        out
+    }
+
+    /// Number of decoder layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// Selects the adapter used by every forward pass (`None`: the base model).
     pub fn set_adapter(&self, adapter: Option<usize>) {
         self.active.store(adapter.filter(|&i| i < self.adapters).unwrap_or(NO_ADAPTER), Ordering::Relaxed);

@@ -102,3 +102,40 @@ fn copy_into(vars: &[(String, Tensor)], tensors: Vec<(String, Tensor)>) -> Resul
     });
     Ok(())
 }
+
+/// The peft name of one of the trainer's actor LoRA variables
+/// (`lora_actor.layers.3.q_proj.lora_a` -> `base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight`).
+fn peft_name_of(var: &str) -> Option<String> {
+    let rest = var.strip_prefix("lora_actor.layers.")?;
+    let mut parts = rest.split('.');
+    let layer: usize = parts.next()?.parse().ok()?;
+    let proj = parts.next()?;
+    let matrix = match parts.next()? {
+        "lora_a" => 'A',
+        "lora_b" => 'B',
+        _ => return None,
+    };
+    (parts.next().is_none() && harness_policy::adapter::TARGET_MODULES.contains(&proj)).then(|| harness_policy::adapter::peft_name(layer, proj, matrix))
+}
+
+/// Writes the actor adapter of a LoRA checkpoint (`CKPT/actor.safetensors`) as a peft adapter
+/// folder tied to the base model at `base_dir` (see `harness_policy::adapter`).
+pub fn export_adapter(checkpoint: &Path, base_dir: &Path, lora: crate::config::LoraConfig, out: &Path, training: serde_json::Value) -> Result<usize, RlError> {
+    let bad = |cause: String| RlError::Checkpoint { path: checkpoint.to_path_buf(), cause };
+    let path = checkpoint.join("actor.safetensors");
+    let tensors = Tensor::read_safetensors(&path).map_err(RlError::tensor(&path))?;
+    let mut named = Vec::new();
+    for (name, t) in tensors {
+        let peft = peft_name_of(&name).ok_or_else(|| bad(format!("actor.safetensors holds '{name}', not a LoRA actor variable (was this a full fine-tuning run?)")))?;
+        if name.ends_with("lora_a") && t.size().first() != Some(&lora.rank) {
+            return Err(bad(format!("{name} has rank {:?}, the run's config says {}", t.size().first(), lora.rank)));
+        }
+        named.push((peft, t));
+    }
+    if named.is_empty() {
+        return Err(bad("actor.safetensors holds no tensors".into()));
+    }
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    harness_policy::adapter::write_adapter(out, base_dir, lora.rank, lora.alpha, &named, training).map_err(|e| bad(e.to_string()))?;
+    Ok(named.len())
+}

@@ -60,14 +60,15 @@ pub struct RunSettings {
 }
 
 impl RunConfig {
-    /// `paper`, `cpu-small` (built in) or a TOML file.
+    /// `paper`, `cpu-small`, `cpu-lora` (built in) or a TOML file.
     pub fn load(name: &str) -> Result<RunConfig, RlError> {
         let (origin, text) = match name {
             "paper" => ("paper".to_string(), include_str!("../configs/paper.toml").to_string()),
             "cpu-small" => ("cpu-small".to_string(), include_str!("../configs/cpu-small.toml").to_string()),
+            "cpu-lora" => ("cpu-lora".to_string(), include_str!("../configs/cpu-lora.toml").to_string()),
             path => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| RlError::Config { origin: path.to_string(), cause: format!("{e} (built-in configs: paper, cpu-small)") })?;
+                    .map_err(|e| RlError::Config { origin: path.to_string(), cause: format!("{e} (built-in configs: paper, cpu-small, cpu-lora)") })?;
                 (path.to_string(), text)
             }
         };

@@ -11,6 +11,7 @@ mod error;
 mod optim;
 pub mod trainer;
 
+pub use checkpoint::export_adapter;
 pub use error::RlError;
 
 use tch::{Kind, Tensor};

@@ -49,7 +49,9 @@ pub fn engine_kind(requested: Option<&str>, card: &Card) -> Result<EngineKind> {
 }
 
 /// Review tasks of `card`: `tasks` (the paper's JSONL) or the vendored offline set.
-pub fn load_tasks(tasks: Option<&std::path::Path>, registry: &Registry, card: &Card) -> Result<Vec<ReviewTask>> {
+/// The review tasks of a run: the paper-format file `tasks` when given (the file is the split),
+/// else the card's vendored reviews, narrowed to `split`'s id list when that split has one.
+pub fn load_tasks(tasks: Option<&std::path::Path>, registry: &Registry, card: &Card, split: Option<&str>) -> Result<Vec<ReviewTask>> {
     let targets = card.task.targets.unwrap_or(ReviewTargets::Publications);
     if let Some(file) = tasks {
         let kind = match targets {
@@ -69,7 +71,39 @@ pub fn load_tasks(tasks: Option<&std::path::Path>, registry: &Registry, card: &C
         );
     };
     let dir = registry.require_offline(card)?;
-    Ok(load_offline_reviews(&dir.join(reviews))?)
+    let all = load_offline_reviews(&dir.join(reviews))?;
+    let Some(split) = split.or(card.default_split.as_deref()) else { return Ok(all) };
+    let split_card = card.splits.get(split).with_context(|| {
+        format!("dataset '{}' has no split '{split}' (splits: {})", card.name, card.splits.keys().cloned().collect::<Vec<_>>().join(", "))
+    })?;
+    let Some(ids_file) = &split_card.ids else { return Ok(all) };
+    let path = dir.join(ids_file);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut by_id: HashMap<String, ReviewTask> = all.into_iter().map(|t| (t.id.clone(), t)).collect();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let id = line.trim();
+        if id.is_empty() {
+            continue;
+        }
+        match by_id.remove(id) {
+            Some(task) => out.push(task),
+            None => bail!("{}:{}: review '{id}' is not in {reviews} (or is listed twice)", path.display(), i + 1),
+        }
+    }
+    if out.is_empty() {
+        bail!("{}: lists no reviews", path.display());
+    }
+    Ok(out)
+}
+
+/// The split label of a literature cell: the file's name for a paper-format task file, else
+/// the split asked for or the card's default.
+pub fn split_label(spec_split: Option<&str>, tasks: Option<&std::path::Path>, card: &Card) -> String {
+    match tasks {
+        Some(_) => "reviews".into(),
+        None => spec_split.or(card.default_split.as_deref()).unwrap_or("reviews").into(),
+    }
 }
 
 /// Opens the engine of kind `kind`, with facts about it for meta.json.
@@ -99,7 +133,8 @@ pub fn open_engine(kind: EngineKind, bench: &Bench, card: &Card) -> Result<(Box<
 }
 
 pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
-    let tasks = spec.limited(load_tasks(spec.tasks.as_deref(), &bench.registry, card)?);
+    let tasks = spec.limited(load_tasks(spec.tasks.as_deref(), &bench.registry, card, spec.split.as_deref())?);
+    let split = split_label(spec.split.as_deref(), spec.tasks.as_deref(), card);
     let kind = engine_kind(spec.engine.as_deref(), card)?;
     let (mut engine, engine_details) = open_engine(kind, bench, card)?;
     let engine_label = match spec.engine.as_deref() {
@@ -163,7 +198,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{engine_label}-{}", card.name, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
         dataset: card.name.clone(),
-        split: "reviews".into(),
+        split: split.clone(),
         retriever: engine_label,
         method: method.name(),
         metrics: distinct(&measures).into_iter().filter_map(|m| evaluation.summary_of(m).map(|v| (m.name(), v))).collect(),
@@ -181,6 +216,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         serde_json::json!({
             "dataset": card.name,
             "tasks": spec.tasks.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "vendored reviews".into()),
+            "split": split,
             "reviews": tasks.len(),
             "engine": engine_details,
             "depth": depth,

@@ -250,7 +250,7 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
 }
 
 fn train_literature(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
-    let tasks = literature::load_tasks(spec.tasks.as_deref(), &bench.registry, card)?;
+    let tasks = literature::load_tasks(spec.tasks.as_deref(), &bench.registry, card, Some(&spec.split))?;
     let kind = literature::engine_kind(spec.engine.as_deref(), card)?;
     let (engine, engine_details) = literature::open_engine(kind, bench, card)?;
     let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
@@ -361,4 +361,29 @@ fn truncate_log(path: &Path, steps: u64) -> Result<()> {
 fn read_log(path: &Path) -> Result<Vec<StepLog>> {
     let text = std::fs::read_to_string(path)?;
     text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))).collect()
+}
+
+/// Writes the actor adapter of the LoRA checkpoint `checkpoint` (`<run>/checkpoints/step-N`) as
+/// a peft adapter folder at `out`, tied to the run's base model and carrying how it was trained
+/// (the run's command, config, dataset, split, step, commit) from the run's meta.json.
+pub fn export_adapter(bench: &Bench, checkpoint: &Path, out: &Path) -> Result<usize> {
+    let meta_path = checkpoint.parent().and_then(Path::parent).map(|run| run.join("meta.json")).context("--checkpoint expects <run>/checkpoints/step-N")?;
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&meta_path).with_context(|| format!("reading {}", meta_path.display()))?)
+        .with_context(|| format!("{}", meta_path.display()))?;
+    let config: RunConfig = serde_json::from_value(meta["config"].clone()).with_context(|| format!("{}: config", meta_path.display()))?;
+    let lora = config.lora.with_context(|| format!("{}: the run trained all weights (no [lora] in its config); its checkpoint's policy/ folder is the model", meta_path.display()))?;
+    let base = meta["policy"].as_str().map(PathBuf::from).unwrap_or_else(|| bench.workspace.default_policy());
+    let state_path = checkpoint.join("trainer_state.json");
+    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state_path).with_context(|| format!("reading {}", state_path.display()))?)?;
+    let training = serde_json::json!({
+        "command": meta["provenance"]["argv"],
+        "run_id": meta["run_id"],
+        "git_commit": meta["git_commit"],
+        "dataset": meta["dataset"], "split": meta["split"],
+        "step": state["step"],
+        "config": meta["config"],
+        "task": meta["task"],
+    });
+    crate::run_dir::claim_out(out, bench.invocation.overwrite)?;
+    Ok(harness_rl::export_adapter(checkpoint, &base, lora, out, training)?)
 }
