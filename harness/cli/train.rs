@@ -49,6 +49,10 @@ pub struct TrainArgs {
     /// Literature datasets: review tasks in the paper's JSONL format instead of the vendored ones.
     #[arg(long)]
     tasks: Option<PathBuf>,
+    /// Held-out split evaluated (greedy) every `eval_every` steps of the config; its metric
+    /// picks best/ (default: the dataset's dev split when it has one; not the split you report).
+    #[arg(long)]
+    eval_split: Option<String>,
 }
 
 pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
@@ -70,6 +74,7 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
         max_minutes: args.max_minutes,
         engine: args.engine,
         tasks: args.tasks,
+        eval_split: args.eval_split,
     };
     let outcome = train(&bench, &spec)?;
     println!(

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use polars::prelude::DataFrame;
 use serde::Deserialize;
 
@@ -78,6 +78,11 @@ struct Cell {
     reference: Option<f64>,
     #[serde(default)]
     reference_source: Option<String>,
+    /// The label of an earlier cell of the table to test this one against, query by query on
+    /// `measure` (mean difference, bootstrap interval, t-test, randomization test; Holm across
+    /// the cells sharing that baseline).
+    #[serde(default)]
+    baseline: Option<String>,
     #[serde(flatten)]
     spec: CellSpec,
     #[serde(flatten)]
@@ -116,6 +121,20 @@ struct LongRow {
     note: String,
     /// A paper value read off a figure.
     approximate: bool,
+    /// Against the cell's baseline, in the table's unit: mean difference and its 95 % interval,
+    /// randomization p-value and its Holm adjustment.
+    versus: Option<Versus>,
+}
+
+#[derive(Clone)]
+struct Versus {
+    baseline: String,
+    mean_diff: f64,
+    ci_low: f64,
+    ci_high: f64,
+    p_ttest: f64,
+    p_randomization: f64,
+    p_holm: f64,
 }
 
 fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
@@ -129,6 +148,13 @@ fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
         Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
         Column::new("source".into(), s(&|r| r.source.clone())),
         Column::new("approximate".into(), rows.iter().map(|r| r.approximate).collect::<Vec<_>>()),
+        Column::new("baseline".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.baseline.clone())).collect::<Vec<_>>()),
+        Column::new("mean_diff".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.mean_diff)).collect::<Vec<_>>()),
+        Column::new("ci_low".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.ci_low)).collect::<Vec<_>>()),
+        Column::new("ci_high".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.ci_high)).collect::<Vec<_>>()),
+        Column::new("p_ttest".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.p_ttest)).collect::<Vec<_>>()),
+        Column::new("p_randomization".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.p_randomization)).collect::<Vec<_>>()),
+        Column::new("p_holm".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.p_holm)).collect::<Vec<_>>()),
         Column::new("note".into(), s(&|r| r.note.clone())),
     ])?)
 }
@@ -211,6 +237,7 @@ pub fn paper_table(path: &std::path::Path) -> Result<PaperTable> {
                     source: String::new(),
                     note: String::new(),
                     approximate: r.approximate,
+                    versus: None,
                 });
             }
             let values = spec.columns.iter().map(|c| r.paper.get(c).copied()).collect();
@@ -244,12 +271,20 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
     let spec: Spec = toml::from_str(&text).with_context(|| format!("{}", spec_path.display()))?;
     for (i, cell) in spec.cell.iter().enumerate() {
         reject_unknown(&format!("{}: cell {} ({})", spec_path.display(), i + 1, cell.label), &cell.unknown)?;
+        if let Some(base) = &cell.baseline {
+            match spec.cell[..i].iter().find(|c| &c.label == base) {
+                None => bail!("{}: cell {} ({}): baseline '{base}' is not the label of an earlier cell", spec_path.display(), i + 1, cell.label),
+                Some(b) if b.measure != cell.measure => bail!("{}: cell {} ({}): its measure {} differs from its baseline's {}", spec_path.display(), i + 1, cell.label, cell.measure, b.measure),
+                Some(_) => {}
+            }
+        }
     }
     let dir = RunDir::create(&bench.workspace.runs, &format!("table{}", spec.table), out, bench.invocation.overwrite)?;
     let out = dir.path;
 
     // Measured cells first, so that paper rows can say which of them stand beside them.
     let mut measured = Vec::new();
+    let mut scores: Vec<Option<crate::families::QueryScores>> = Vec::new();
     for (i, cell) in spec.cell.iter().enumerate() {
         let mut cell_spec = CellSpec {
             out: Some(out.join("cells").join(format!("{i:02}-{}", safe_name(&format!("{}-{}", cell.spec.dataset, cell.spec.method))))),
@@ -272,6 +307,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
                 Ok((outcome, value))
             }),
         };
+        scores.push(result.as_ref().ok().and_then(|(outcome, _)| outcome.scores.clone()));
         let (value, source, note, dataset) = match result {
             Ok((outcome, v)) => {
                 let reference = match cell.reference {
@@ -287,8 +323,10 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
             }
             Err(e) => (None, "not run".into(), format!("{}: {e:#}", cell.label), cell.spec.dataset.clone()),
         };
-        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note, approximate: false }));
+        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note, approximate: false, versus: None }));
     }
+
+    compare_with_baselines(&spec, &scores, &mut measured);
 
     let mut rows = Vec::new();
     for r in &spec.row {
@@ -314,6 +352,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
                 source: format!("paper ({})", r.source.as_deref().unwrap_or(&spec.paper_source)),
                 note,
                 approximate: r.approximate,
+                versus: None,
             });
         }
     }
@@ -349,6 +388,67 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
         .map(|r| OurCell { value: r.value, metric: r.metric.clone(), source: r.source.clone(), note: r.note.clone() })
         .collect();
     Ok(Reproduction { table: spec.table, title: spec.title, paper_source: spec.paper_source, long, side_by_side: side, not_run, ours, out })
+}
+
+/// Tests every cell that names a baseline against it on the cell's measure, per query (the
+/// cells' trec_eval `-c` scores), Holm-adjusting across the cells that share a baseline; the
+/// result goes into the cell's row and note. A cell or baseline that did not run, or that
+/// judged other queries, says so instead.
+fn compare_with_baselines(spec: &Spec, scores: &[Option<crate::families::QueryScores>], measured: &mut [(&Cell, LongRow)]) {
+    let settings = harness_core::significance::TestSettings::default();
+    let per_query = |i: usize, measure: &str| -> Option<(&Vec<String>, Vec<f64>)> {
+        let s = scores[i].as_ref()?;
+        let wanted = measure.replace('.', "_");
+        s.measures.iter().find(|(m, _)| m.replace('.', "_") == wanted).map(|(_, v)| (&s.queries, v.clone()))
+    };
+    let mut bases: Vec<&str> = Vec::new();
+    for base in spec.cell.iter().filter_map(|c| c.baseline.as_deref()) {
+        if !bases.contains(&base) {
+            bases.push(base);
+        }
+    }
+    for base_label in bases {
+        let Some(b) = spec.cell.iter().position(|c| c.label == base_label) else { continue };
+        let members: Vec<usize> = spec.cell.iter().enumerate().filter(|(_, c)| c.baseline.as_deref() == Some(base_label)).map(|(i, _)| i).collect();
+        let measure = &spec.cell[b].measure;
+        let Some((base_queries, base_values)) = per_query(b, measure) else {
+            for &i in &members {
+                measured[i].1.note.push_str(&format!("; not tested against '{base_label}': the baseline has no per-query scores"));
+            }
+            continue;
+        };
+        let mut runs = vec![(base_label.to_string(), base_values)];
+        let mut tested = Vec::new();
+        for &i in &members {
+            match per_query(i, measure) {
+                Some((q, v)) if q == base_queries => {
+                    runs.push((spec.cell[i].label.clone(), v));
+                    tested.push(i);
+                }
+                Some(_) => measured[i].1.note.push_str(&format!("; not tested against '{base_label}': the cells judged different queries")),
+                None => measured[i].1.note.push_str(&format!("; not tested against '{base_label}': no per-query scores")),
+            }
+        }
+        let rows = harness_core::significance::compare_scores(measure, runs, &settings);
+        for (i, row) in tested.into_iter().zip(rows) {
+            let scale = spec.cell[i].scale;
+            let r = &row.result;
+            let versus = Versus {
+                baseline: base_label.to_string(),
+                mean_diff: r.mean_diff * scale,
+                ci_low: r.ci_low * scale,
+                ci_high: r.ci_high * scale,
+                p_ttest: r.p_ttest,
+                p_randomization: r.p_randomization,
+                p_holm: row.p_holm,
+            };
+            measured[i].1.note.push_str(&format!(
+                "; vs '{base_label}' over {} queries: {:+.2} (95% CI {:+.2} to {:+.2}), randomization p = {:.4} (Holm {:.4}), t-test p = {:.4}",
+                r.queries, versus.mean_diff, versus.ci_low, versus.ci_high, versus.p_randomization, versus.p_holm, versus.p_ttest
+            ));
+            measured[i].1.versus = Some(versus);
+        }
+    }
 }
 
 /// One line per paper row: the paper's value per column and ours beside it (or why not),

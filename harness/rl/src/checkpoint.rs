@@ -44,6 +44,19 @@ impl Trainer {
         std::fs::rename(&staging, dir).map_err(RlError::io(dir))
     }
 
+    /// Everything a checkpoint holds, by name (`actor/`, `critic/`, `actor_optimizer/`,
+    /// `critic_optimizer/` prefixes): what an exact resumption must reproduce bit for bit,
+    /// with [`Trainer::step`] and the optimisers' step counts.
+    pub fn full_state(&self) -> Vec<(String, Tensor)> {
+        let prefixed = |prefix: &str, v: Vec<(String, Tensor)>| v.into_iter().map(move |(n, t)| (format!("{prefix}/{n}"), t)).collect::<Vec<_>>();
+        let shallow = |v: &[(String, Tensor)]| v.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect::<Vec<_>>();
+        let mut out = prefixed("actor", shallow(&self.actor_saved));
+        out.extend(prefixed("critic", shallow(&self.critic_saved)));
+        out.extend(prefixed("actor_optimizer", self.actor_opt.state()));
+        out.extend(prefixed("critic_optimizer", self.critic_opt.state()));
+        out
+    }
+
     /// Restores a checkpoint written by [`Trainer::save`]. A checkpoint that lacks a tensor or
     /// holds one of another shape (another model or LoRA rank) is an error, never a panic.
     pub fn restore(&mut self, dir: &Path) -> Result<(), RlError> {

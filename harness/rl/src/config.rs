@@ -57,18 +57,23 @@ pub struct RunSettings {
     pub save_every: u64,
     pub reasoning: bool,
     pub reward_depth: usize,
+    /// Greedy evaluation on the held-out split every this many steps (0: never), the best
+    /// checkpoint by its metric kept as `best/`.
+    #[serde(default)]
+    pub eval_every: u64,
 }
 
 impl RunConfig {
-    /// `paper`, `cpu-small`, `cpu-lora` (built in) or a TOML file.
+    /// `paper`, `cpu-small`, `cpu-lora`, `cpu-lora-grpo` (built in) or a TOML file.
     pub fn load(name: &str) -> Result<RunConfig, RlError> {
         let (origin, text) = match name {
             "paper" => ("paper".to_string(), include_str!("../configs/paper.toml").to_string()),
             "cpu-small" => ("cpu-small".to_string(), include_str!("../configs/cpu-small.toml").to_string()),
             "cpu-lora" => ("cpu-lora".to_string(), include_str!("../configs/cpu-lora.toml").to_string()),
+            "cpu-lora-grpo" => ("cpu-lora-grpo".to_string(), include_str!("../configs/cpu-lora-grpo.toml").to_string()),
             path => {
                 let text = std::fs::read_to_string(path)
-                    .map_err(|e| RlError::Config { origin: path.to_string(), cause: format!("{e} (built-in configs: paper, cpu-small, cpu-lora)") })?;
+                    .map_err(|e| RlError::Config { origin: path.to_string(), cause: format!("{e} (built-in configs: paper, cpu-small, cpu-lora, cpu-lora-grpo)") })?;
                 (path.to_string(), text)
             }
         };

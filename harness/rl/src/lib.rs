@@ -4,6 +4,7 @@
 //! surrogate, the clipped value loss, an entropy bonus; GRPO's group-normalised outcome
 //! advantage as the critic-free option. Every function takes `[batch, response_len]` tensors
 //! and a 0/1 response mask of the same shape.
+pub mod alarms;
 mod batch;
 mod checkpoint;
 mod config;

@@ -39,6 +39,11 @@ pub trait Environment {
     fn prompt(&self, i: usize) -> Vec<i64>;
     /// Scores a response (generated ids, EOS included when it ended one).
     fn score(&mut self, i: usize, response: &[i64]) -> Scored;
+    /// The metric of item `i`'s original query (the baseline a rewriter must beat), when the
+    /// environment knows it.
+    fn original_metric(&mut self, _i: usize) -> Option<f64> {
+        None
+    }
 }
 
 /// Trainable variables of a store, sorted by name.
@@ -155,6 +160,23 @@ impl Trainer {
         (0..per_step).map(|k| order[(start + k) % n]).collect()
     }
 
+    /// Greedy answers of the actor to every prompt of `env` (held-out evaluation), in batches
+    /// of the config's `batch_size`, scored by `env`. No update; the generator's reseeding
+    /// does not reach later steps, each of which seeds its own sampling (`seed + step`).
+    pub fn evaluate(&self, env: &mut dyn Environment) -> Vec<Scored> {
+        let greedy = SamplingParams { max_new_tokens: self.config.max_response_tokens, temperature: 0.0, ..Default::default() };
+        let mut out = Vec::with_capacity(env.len());
+        let indices: Vec<usize> = (0..env.len()).collect();
+        for chunk in indices.chunks(self.config.batch_size.max(1)) {
+            let prompts: Vec<Vec<i64>> = chunk.iter().map(|&i| env.prompt(i)).collect();
+            let generations = tch::no_grad(|| {
+                generate_on(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &greedy, &|_| String::new(), DecodePath::Reference)
+            });
+            out.extend(chunk.iter().zip(&generations).map(|(&i, g)| env.score(i, &g.token_ids)));
+        }
+        out
+    }
+
     /// One PPO/GRPO step on `env`. On CUDA it runs under autocast, so float32 master weights
     /// (full fine-tuning) compute in bf16 while their updates keep float32 precision.
     pub fn train_step(&mut self, env: &mut dyn Environment) -> StepLog {
@@ -208,7 +230,11 @@ impl Trainer {
             let old = token_logprobs(&self.tempered(actor.logits(&response_hidden(actor, &packed))), &packed.response);
             let reference = self.roles.reference();
             let reference = token_logprobs(&self.tempered(reference.logits(&response_hidden(reference, &packed))), &packed.response);
-            let values = self.values(&response_hidden(self.roles.critic(), &packed), false) * mask;
+            // GRPO has no critic: its values would be computed for nothing.
+            let values = match c.algorithm {
+                Algorithm::Ppo => self.values(&response_hidden(self.roles.critic(), &packed), false) * mask,
+                Algorithm::Grpo => Tensor::zeros_like(&old),
+            };
             (old, reference, values)
         });
         // verl's rollout_probs_diff: the sampler's log-probs against the same weights' recomputed

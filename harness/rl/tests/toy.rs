@@ -134,6 +134,44 @@ fn resuming_from_a_checkpoint_repeats_the_uninterrupted_run() {
 }
 
 
+/// The whole state after N steps, not only the logged numbers: every weight of actor and critic
+/// (value head included), both AdamW moments and step counts, the step, and so the data
+/// position and the sampler's seed (both functions of the step), equal bit for bit between a
+/// run interrupted and resumed from its checkpoint and one that was not.
+#[test]
+fn resumed_state_equals_the_uninterrupted_state_bit_for_bit() {
+    let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    let mut env = PickSeven;
+    for algorithm in [Algorithm::Ppo, Algorithm::Grpo] {
+        let mut straight = trainer(algorithm);
+        for _ in 0..5 {
+            straight.train_step(&mut env);
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let mut first = trainer(algorithm);
+        for _ in 0..2 {
+            first.train_step(&mut env);
+        }
+        first.save(&tmp.path().join("step-2"), None).unwrap();
+        drop(first);
+        let mut resumed = trainer(algorithm);
+        resumed.restore(&tmp.path().join("step-2")).unwrap();
+        for _ in 0..3 {
+            resumed.train_step(&mut env);
+        }
+        assert_eq!((resumed.step, resumed.actor_opt.step, resumed.critic_opt.step), (straight.step, straight.actor_opt.step, straight.critic_opt.step));
+        assert_eq!(resumed.batch_indices(env.len(), resumed.step), straight.batch_indices(env.len(), straight.step), "data position");
+        let (a, b) = (straight.full_state(), resumed.full_state());
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().any(|(n, _)| n.starts_with("actor_optimizer/")), "the optimiser's moments are part of the state");
+        for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+            assert_eq!(na, nb);
+            assert!(ta.equal(tb), "{algorithm:?}: {na} differs after resuming");
+        }
+    }
+}
+
 #[test]
 fn lora_mode_learns_with_adapters_only_and_resumes() {
     let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());

@@ -11,6 +11,8 @@ use harness_rl::trainer::{Environment, Scored};
 /// One training example: a prompt and the document(s) that should be found.
 pub(crate) struct Example {
     pub(crate) prompt_ids: Vec<i64>,
+    /// The query as the dataset gives it (the `original` method's text).
+    pub(crate) original: String,
     /// Single target (SciFact, as the paper) or graded rows.
     pub(crate) target: Target,
 }
@@ -91,17 +93,26 @@ impl Environment for ClassicIrEnv<'_> {
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
         let turn = self.turns.turn(response);
-        let (index, searcher, params, depth) = (self.index, &mut self.searcher, self.params, self.depth);
-        let target = &self.examples[i].target;
-        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| {
-            let hits = searcher.search(query, depth, params).ok()?;
-            let ranked: Vec<&str> = hits.iter().map(|(o, _)| index.doc_id(*o)).collect();
-            Some(match target {
-                Target::Single(doc) => harness_core::drcompat::ndcg_single_target(&ranked, doc, depth),
-                Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, depth),
-            })
-        });
+        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| self.metric(i, query));
         self.turns.scored(&turn, &answer, rewards::classic_ir(&answer))
+    }
+
+    fn original_metric(&mut self, i: usize) -> Option<f64> {
+        let original = self.examples[i].original.clone();
+        self.metric(i, &original)
+    }
+}
+
+impl ClassicIrEnv<'_> {
+    /// The paper's NDCG of `query`'s BM25 ranking for example `i`; `None` when the query
+    /// cannot be searched.
+    fn metric(&mut self, i: usize, query: &str) -> Option<f64> {
+        let hits = self.searcher.search(query, self.depth, self.params).ok()?;
+        let ranked: Vec<&str> = hits.iter().map(|(o, _)| self.index.doc_id(*o)).collect();
+        Some(match &self.examples[i].target {
+            Target::Single(doc) => harness_core::drcompat::ndcg_single_target(&ranked, doc, self.depth),
+            Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, self.depth),
+        })
     }
 }
 
@@ -127,11 +138,21 @@ impl Environment for LiteratureEnv<'_> {
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
         let turn = self.turns.turn(response);
-        let (task, engine, depth) = (&self.tasks[i], &mut self.engine, self.depth);
-        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| {
-            engine.search(query, task, depth).ok().map(|ids| harness_literature::recall_at(&ids, &task.targets, depth))
-        });
+        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| self.recall(i, query));
         self.turns.scored(&turn, &answer, rewards::literature(&answer))
+    }
+
+    fn original_metric(&mut self, i: usize) -> Option<f64> {
+        let original = crate::families::literature::original_text(&self.tasks[i]);
+        self.recall(i, &original)
+    }
+}
+
+impl LiteratureEnv<'_> {
+    /// Recall at the reward depth of `query` for review `i`; `None` when the engine refuses it.
+    fn recall(&mut self, i: usize, query: &str) -> Option<f64> {
+        let task = &self.tasks[i];
+        self.engine.search(query, task, self.depth).ok().map(|ids| harness_literature::recall_at(&ids, &task.targets, self.depth))
     }
 }
 

@@ -56,6 +56,10 @@ pub struct TrainSpec {
     pub engine: Option<String>,
     /// Literature: review tasks in the paper's JSONL format.
     pub tasks: Option<PathBuf>,
+    /// The held-out split evaluated every `eval_every` steps (greedy answers), whose metric
+    /// picks `best/`; default: the card's `dev` split when it has one. `best/` is chosen on
+    /// it, so it must not be the split a result is reported on.
+    pub eval_split: Option<String>,
 }
 
 impl Default for TrainSpec {
@@ -73,6 +77,7 @@ impl Default for TrainSpec {
             max_minutes: None,
             engine: None,
             tasks: None,
+            eval_split: None,
         }
     }
 }
@@ -197,34 +202,49 @@ pub fn train(bench: &Bench, spec: &TrainSpec) -> Result<TrainOutcome> {
     }
 }
 
-fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
-    let dir = bench.registry.require_offline(card)?;
-    let dataset = BeirDataset::new(card.clone(), dir);
-    let (queries, qrels) = dataset.split_queries(&spec.split)?;
-    let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
-
-    // Prompts: the card's classic-IR wording in the model's chat format, assistant turn pre-filled.
+/// Examples of a classic-IR split: the card's wording in the model's chat format, assistant
+/// turn pre-filled; one example per qrels row for single-target datasets (the paper's SciFact
+/// training data), else one per query with its graded rows.
+fn classic_ir_examples(dataset: &BeirDataset, card: &Card, split: &str, text: &PolicyText, reasoning: bool) -> Result<Vec<Example>> {
+    let (queries, qrels) = dataset.split_queries(split)?;
     let prompts = harness_baselines::Prompts::new();
-    let reasoning = config.run.reasoning;
     let task_of = crate::methods::query_task(card, "sparse")?;
     let text_of: std::collections::HashMap<&str, &harness_core::Query> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
     let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
     let mut examples = Vec::new();
     for (qid, rows) in &qrels.rows_in_file_order {
         let Some(query) = text_of.get(qid.as_str()) else { continue };
-        let prompt_ids = prompt_ids(&text, &prompts, &task_of(*query), reasoning)?;
+        let prompt_ids = prompt_ids(text, &prompts, &task_of(*query), reasoning)?;
         if single {
-            // One example per qrels row, as the paper's SciFact training data.
             for (doc, _) in rows {
-                examples.push(Example { prompt_ids: prompt_ids.clone(), target: Target::Single(doc.clone()) });
+                examples.push(Example { prompt_ids: prompt_ids.clone(), original: query.text.clone(), target: Target::Single(doc.clone()) });
             }
         } else {
-            examples.push(Example { prompt_ids, target: Target::Graded(rows.clone()) });
+            examples.push(Example { prompt_ids, original: query.text.clone(), target: Target::Graded(rows.clone()) });
         }
     }
     if examples.is_empty() {
-        bail!("split '{}' of {} has no judged queries", spec.split, card.name);
+        bail!("split '{split}' of {} has no judged queries", card.name);
     }
+    Ok(examples)
+}
+
+/// The held-out split: the one asked for, else the card's `dev` when it has one.
+fn eval_split(spec: &TrainSpec, card: &Card) -> Option<String> {
+    spec.eval_split.clone().or_else(|| card.splits.contains_key("dev").then(|| "dev".to_string())).filter(|s| *s != spec.split)
+}
+
+fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
+    let dir = bench.registry.require_offline(card)?;
+    let dataset = BeirDataset::new(card.clone(), dir);
+    let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
+    let reasoning = config.run.reasoning;
+    let examples = classic_ir_examples(&dataset, card, &spec.split, &text, reasoning)?;
+    let held_out = match (config.run.eval_every, eval_split(spec, card)) {
+        (0, _) | (_, None) => None,
+        (_, Some(split)) => Some((classic_ir_examples(&dataset, card, &split, &text, reasoning)?, split)),
+    };
+    let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
 
     let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
     let checksum = dataset.corpus_checksum()?;
@@ -233,7 +253,7 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
         let n = docs.len();
         Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
     })?;
-    let mut env = ClassicIrEnv {
+    let env_of = |examples: Vec<Example>| ClassicIrEnv {
         examples,
         index: &index,
         searcher: index.searcher(),
@@ -241,34 +261,45 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
         depth: config.run.reward_depth,
         turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()),
     };
+    let mut env = env_of(examples);
+    let mut eval_env = held_out.map(|(examples, split)| (split, env_of(examples)));
     let details = serde_json::json!({
         "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth},
         "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
         "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
     });
-    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
+    let eval = eval_env.as_mut().map(|(split, e)| (split.clone(), e as &mut dyn Environment));
+    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
 }
 
 fn train_literature(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
-    let tasks = literature::load_tasks(spec.tasks.as_deref(), &bench.registry, card, Some(&spec.split))?;
     let kind = literature::engine_kind(spec.engine.as_deref(), card)?;
-    let (engine, engine_details) = literature::open_engine(kind, bench, card)?;
     let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
-    let prompts = harness_baselines::Prompts::new();
     let reasoning = config.run.reasoning;
-    let prompts_ids = tasks
-        .iter()
-        .map(|t| prompt_ids(&text, &prompts, &literature::prompt_task(t, kind.query_language()), reasoning))
-        .collect::<Result<Vec<_>>>()?;
     // The paper's literature reward retrieves the top 3,000 (the card's depth).
     let depth = card.depth;
-    let mut env = LiteratureEnv { prompts: prompts_ids, tasks, engine, depth, turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()) };
+    let mut engine_details = serde_json::Value::Null;
+    let mut env_of = |split: &str| -> Result<LiteratureEnv<'_>> {
+        let tasks = literature::load_tasks(spec.tasks.as_deref(), &bench.registry, card, Some(split))?;
+        let (engine, details) = literature::open_engine(kind, bench, card)?;
+        engine_details = details;
+        let prompts = harness_baselines::Prompts::new();
+        let prompts_ids = tasks.iter().map(|t| prompt_ids(&text, &prompts, &literature::prompt_task(t, kind.query_language()), reasoning)).collect::<Result<Vec<_>>>()?;
+        Ok(LiteratureEnv { prompts: prompts_ids, tasks, engine, depth, turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()) })
+    };
+    let mut env = env_of(&spec.split)?;
+    let mut eval_env = match (config.run.eval_every, eval_split(spec, card)) {
+        (0, _) | (_, None) => None,
+        (_, Some(split)) if spec.tasks.is_none() => Some((split.clone(), env_of(&split)?)),
+        _ => None,
+    };
     let details = serde_json::json!({
         "engine": engine_details,
         "reward_depth": depth,
         "reward": "harness_core::rewards::literature (format +1/-4; recall tiers 5/4/3/1/0.5/0.1/-3.5; exception -4)",
     });
-    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, details)
+    let eval = eval_env.as_mut().map(|(split, e)| (split.clone(), e as &mut dyn Environment));
+    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
 }
 
 /// The loop every task family shares.
@@ -283,6 +314,7 @@ fn train_loop(
     device: tch::Device,
     trainer: &mut Trainer,
     env: &mut dyn Environment,
+    mut eval: Option<(String, &mut dyn Environment)>,
     details: serde_json::Value,
 ) -> Result<TrainOutcome> {
     let config_name = spec.config.as_deref().unwrap_or(if spec.resume.is_some() { "resumed" } else { defaults::CONFIG });
@@ -301,6 +333,9 @@ fn train_loop(
     if let Some(ckpt) = &spec.resume {
         trainer.restore(ckpt).with_context(|| format!("restoring {}", ckpt.display()))?;
         truncate_log(&out.join("log.jsonl"), trainer.step)?;
+        for name in ["eval.jsonl", "alarms.jsonl"] {
+            truncate_after_step(&out.join(name), trainer.step)?;
+        }
     }
     let run_dir = RunDir { id: run_id, path: out.clone() };
     let meta = serde_json::json!({
@@ -308,12 +343,31 @@ fn train_loop(
         "task": details,
         "policy": policy_dir, "device": format!("{device:?}"), "config": config, "total_steps": total_steps,
         "resumed_from": spec.resume,
+        "eval_split": eval.as_ref().map(|(split, _)| split.clone()),
+        "eval_every": config.run.eval_every,
     });
     run_dir.write_meta(bench, meta)?;
 
+    // The original query's held-out metric: the line a trained rewriter has to rise above.
+    let baseline = match &mut eval {
+        Some((split, e)) => {
+            let values: Vec<f64> = (0..e.len()).filter_map(|i| e.original_metric(i)).collect();
+            let mean = if values.is_empty() { None } else { Some(values.iter().sum::<f64>() / values.len() as f64) };
+            if let Some(m) = mean {
+                bench.progress.note(&format!("held-out {split}: the original query scores {m:.4} ({} items); greedy evaluation every {} steps", e.len(), config.run.eval_every));
+            }
+            mean
+        }
+        None => None,
+    };
     let bar = bench.progress.bar("training", total_steps);
     bar.set_position(trainer.step);
     let mut log = std::fs::OpenOptions::new().create(true).append(true).open(out.join("log.jsonl"))?;
+    let mut history = if out.join("log.jsonl").is_file() { read_log(&out.join("log.jsonl"))? } else { Vec::new() };
+    let mut evals = read_evals(&out.join("eval.jsonl"))?;
+    let mut best = evals.iter().map(|e| e.metric_mean).fold(f64::NEG_INFINITY, f64::max);
+    let alarm_settings = harness_rl::alarms::AlarmSettings::default();
+    let mut raised: Vec<String> = Vec::new();
     let started = std::time::Instant::now();
     let out_of_time = || spec.max_minutes.is_some_and(|m| started.elapsed().as_secs_f64() > m * 60.0);
     let mut stopped_early = false;
@@ -326,6 +380,30 @@ fn train_loop(
             entry.reward_mean, entry.metric_mean, entry.kl_mean, entry.response_tokens_mean, entry.think_tokens_mean, entry.answer_tokens_mean, entry.format_error_rate
         ));
         bar.inc(1);
+        history.push(entry);
+        let now = harness_rl::alarms::alarms(&history, config.ppo.max_response_tokens, &alarm_settings);
+        for alarm in now.iter().filter(|a| !raised.iter().any(|r| kind_of(r) == kind_of(a))) {
+            bench.progress.note(&format!("alarm at step {}: {alarm}", trainer.step));
+            append_jsonl(&out.join("alarms.jsonl"), &serde_json::json!({"step": trainer.step, "alarm": alarm}))?;
+        }
+        raised = now;
+        if let Some((split, eval_env)) = eval.as_mut().filter(|_| config.run.eval_every > 0 && trainer.step % config.run.eval_every == 0) {
+            let record = held_out(trainer, &mut **eval_env, split, baseline);
+            append_jsonl(&out.join("eval.jsonl"), &serde_json::to_value(&record)?)?;
+            bench.progress.note(&format!(
+                "step {}: held-out {split} metric {:.4} (original query {}), format errors {:.0} %",
+                trainer.step,
+                record.metric_mean,
+                baseline.map_or("?".into(), |b| format!("{b:.4}")),
+                100.0 * record.format_error_rate
+            ));
+            if record.metric_mean > best {
+                best = record.metric_mean;
+                trainer.save(&out.join("best"), Some(policy_dir)).with_context(|| format!("saving {}", out.join("best").display()))?;
+                harness_core::io::write_atomically(&out.join("best.json"), |w| Ok(serde_json::to_writer_pretty(w, &record)?))?;
+            }
+            evals.push(record);
+        }
         stopped_early = out_of_time();
         if trainer.step % config.run.save_every == 0 || trainer.step == total_steps || stopped_early {
             let ckpt = out.join("checkpoints").join(format!("step-{}", trainer.step));
@@ -338,8 +416,55 @@ fn train_loop(
     }
     bar.finish();
     let logs = read_log(&out.join("log.jsonl"))?;
-    plot(&logs, &out.join("curves.svg"))?;
+    plot(&logs, &evals, baseline, &out.join("curves.svg"))?;
     Ok(TrainOutcome { steps: trainer.step, out, stopped_early })
+}
+
+/// The first words of an alarm, which name its kind (its numbers change step to step).
+fn kind_of(alarm: &str) -> &str {
+    alarm.split(':').next().unwrap_or(alarm)
+}
+
+/// One held-out evaluation (a line of `eval.jsonl`).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HeldOut {
+    pub step: u64,
+    pub split: String,
+    pub items: usize,
+    /// Mean of the reward's retrieval metric over the split's items, greedy answers.
+    pub metric_mean: f64,
+    pub reward_mean: f64,
+    pub format_error_rate: f64,
+    /// The original query's mean on the same items.
+    pub original_metric_mean: Option<f64>,
+}
+
+fn held_out(trainer: &Trainer, env: &mut dyn Environment, split: &str, baseline: Option<f64>) -> HeldOut {
+    let scored = trainer.evaluate(env);
+    let n = scored.len().max(1) as f64;
+    HeldOut {
+        step: trainer.step,
+        split: split.to_string(),
+        items: scored.len(),
+        metric_mean: scored.iter().map(|s| s.metric).sum::<f64>() / n,
+        reward_mean: scored.iter().map(|s| s.reward).sum::<f64>() / n,
+        format_error_rate: scored.iter().filter(|s| !s.format_ok).count() as f64 / n,
+        original_metric_mean: baseline,
+    }
+}
+
+fn append_jsonl(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).with_context(|| format!("opening {}", path.display()))?;
+    writeln!(f, "{value}")?;
+    Ok(())
+}
+
+fn read_evals(path: &Path) -> Result<Vec<HeldOut>> {
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let text = std::fs::read_to_string(path)?;
+    text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))).collect()
 }
 
 /// Keeps the first `steps` lines of a log (a resumed run rewrites what came after its checkpoint).
@@ -349,6 +474,22 @@ fn truncate_log(path: &Path, steps: u64) -> Result<()> {
     }
     let text = std::fs::read_to_string(path)?;
     let kept: Vec<&str> = text.lines().take(steps as usize).collect();
+    harness_core::io::write_atomically(path, |w| {
+        for l in &kept {
+            writeln!(w, "{l}")?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Drops the lines of a JSONL file whose `step` is past `steps` (what a resumed run redoes).
+fn truncate_after_step(path: &Path, steps: u64) -> Result<()> {
+    if !path.is_file() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path)?;
+    let kept: Vec<&str> = text.lines().filter(|l| serde_json::from_str::<serde_json::Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= steps)).collect();
     harness_core::io::write_atomically(path, |w| {
         for l in &kept {
             writeln!(w, "{l}")?;
