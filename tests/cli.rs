@@ -100,12 +100,12 @@ fn scifact_bm25_matches_pyserini_flat_and_writes_every_output() {
     assert!(!stdout(&again).contains("index built"), "index should come from the cache");
 }
 
-/// Table 1's spec without its local-model cell (minutes of generation; the README's
-/// `reproduce --table 1` runs it), written to `dir`.
+/// Table 1's spec without its local-model cells (minutes of generation; the README's
+/// `reproduce --table 1` runs them, `regress` checks the trained one), written to `dir`.
 fn table1_without_models(dir: &Path) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("results/tables/table1.toml")).unwrap();
-    let kept: Vec<&str> = text.split("[[cell]]").filter(|block| !block.contains("method = \"llm:")).collect();
+    let kept: Vec<&str> = text.split("[[cell]]").filter(|block| !block.contains("method = \"llm:") && !block.contains("method = \"checkpoint:")).collect();
     let path = dir.join("table1.toml");
     std::fs::write(&path, kept.join("[[cell]]")).unwrap();
     path
@@ -125,14 +125,18 @@ fn reproduce_table_1_marks_every_cell() {
         .unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
-    // 15 paper rows x 2 columns + 3 cells (two measured offline, one api cell not configured).
-    assert_eq!(csv.lines().count(), 1 + 30 + 3, "{csv}");
+    // 15 paper rows x 2 columns + 4 cells (three measured offline, one api cell not configured).
+    assert_eq!(csv.lines().count(), 1 + 30 + 4, "{csv}");
     let paper: Vec<&str> = csv.lines().filter(|l| l.starts_with("paper,")).collect();
     assert_eq!(paper.len(), 30);
     // Every paper cell says what stands beside it or why nothing does.
     assert!(paper.iter().all(|l| l.contains("ours: not run") || l.contains("ours: Original query")), "{csv}");
     assert_eq!(paper.iter().filter(|l| l.contains("ours: not run")).count(), 29);
-    assert_eq!(csv.lines().filter(|l| l.contains("measured (run ")).count(), 2);
+    assert_eq!(csv.lines().filter(|l| l.contains("measured (run ")).count(), 3);
+    // The test half of the reviews (our fixed split): Recall@3000 of the original query, 16.29 %.
+    let test_half = csv.lines().find(|l| l.starts_with("ours,literature/test,")).expect("the test-half cell");
+    let value: f64 = csv_fields(test_half)[4].parse().unwrap();
+    assert!((value - 16.288).abs() < 0.001, "{test_half}");
     assert!(csv.lines().any(|l| l.starts_with("ours,") && l.contains("not configured: set HARNESS_API_BASE_URL")));
     let text = stdout(&o);
     assert!(text.contains("65.0700") && text.contains("Not run here:"), "{text}");
@@ -304,6 +308,60 @@ fn train_logs_checkpoints_and_resumes_from_the_command_line() {
     let o = harness(&["train", "--dataset", "scifact", "--split", "dev", "--device", "cpu", "--resume", ckpt.to_str().unwrap()], &cache);
     assert!(stderr(&o).contains("trained on split 'train', not 'dev': pass --split train"), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(full.join("log.jsonl")).unwrap(), log, "a refused resume changed the run");
+}
+
+/// Literature training on the fixed train split with held-out evaluation on the test split
+/// (GRPO with LoRA, one prompt answered twice, 8 tokens, evaluated at step 2): eval.jsonl with the original query's recall as the
+/// eval path computes it, best/, the curves' held-out panel; then the checkpoint exported as a
+/// peft adapter and evaluated as `checkpoint:DIR`.
+#[test]
+fn literature_training_evaluates_held_out_and_exports_an_adapter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        "[run]\ntotal_steps = 2\nsave_every = 1\neval_every = 2\nreasoning = false\nreward_depth = 50\n\
+         [ppo]\nalgorithm = \"grpo\"\nactor_lr = 1e-4\ncritic_lr = 1e-4\nweight_decay = 0.0\nbatch_size = 1\n\
+         mini_batch_size = 2\nppo_epochs = 1\nclip_ratio = 0.2\nvalue_clip = 0.5\nentropy_coeff = 0.001\n\
+         kl_coef = 0.001\ngamma = 1.0\nlambda = 1.0\ngrad_clip = 1.0\ntemperature = 1.0\nmax_response_tokens = 8\n\
+         group_size = 2\nseed = 5\n[lora]\nrank = 2\nalpha = 4.0\n",
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("run");
+    let o = harness(
+        &["train", "--dataset", "literature", "--split", "train", "--eval-split", "test", "--config", config.to_str().unwrap(), "--device", "cpu", "--out", out.to_str().unwrap()],
+        &cache,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let evals: Vec<serde_json::Value> = std::fs::read_to_string(out.join("eval.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(evals.len(), 1);
+    assert_eq!((evals[0]["split"].as_str(), evals[0]["items"].as_u64()), (Some("test"), Some(17)));
+    // The environment's original-query recall is the eval path's (harness eval --split test:
+    // Recall@3000 0.1629 over the same 17 reviews).
+    let original = evals[0]["original_metric_mean"].as_f64().unwrap();
+    assert!((original - 0.1629).abs() < 5e-5, "{original}");
+    assert!(out.join("best/trainer_state.json").is_file() && out.join("best.json").is_file());
+    assert!(std::fs::read_to_string(out.join("curves.svg")).unwrap().contains("original query"));
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!((meta["split"].as_str(), meta["eval_split"].as_str(), meta["examples"].as_u64()), (Some("train"), Some("test"), Some(17)));
+
+    let adapter = tmp.path().join("adapter");
+    let o = harness(&["export-adapter", "--checkpoint", out.join("checkpoints/step-2").to_str().unwrap(), "--out", adapter.to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for f in ["adapter_config.json", "adapter_model.safetensors", "harness_adapter.json"] {
+        assert!(adapter.join(f).is_file(), "{f}");
+    }
+    let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(adapter.join("harness_adapter.json")).unwrap()).unwrap();
+    assert_eq!((info["base_model"].as_str(), info["training"]["step"].as_u64()), (Some("smollm2-135m-instruct"), Some(2)));
+    assert!(info["training"]["command"].as_array().is_some_and(|a| a.iter().any(|x| x == "train")));
+    let method = format!("checkpoint:{}", adapter.display());
+    let o = harness(&["eval", "--dataset", "literature", "--split", "test", "--limit", "2", "--method", &method, "--no-reasoning", "--max-new-tokens", "8", "--out", tmp.path().join("eval").to_str().unwrap()], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("checkpoint:adapter"), "{}", stdout(&o));
+    // An existing adapter folder is not replaced without --overwrite.
+    let o = harness(&["export-adapter", "--checkpoint", out.join("checkpoints/step-2").to_str().unwrap(), "--out", adapter.to_str().unwrap()], &cache);
+    assert!(!o.status.success() && stderr(&o).contains("--overwrite"), "{}", stderr(&o));
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -61,8 +61,7 @@ impl LlmMethod {
     /// A folder holding a LoRA adapter (`adapter_config.json`) is merged into its base model,
     /// found by name in `models_dir`.
     pub fn load(name: String, dir: &Path, models_dir: &Path, device: tch::Device, settings: LlmSettings, task: TaskBuilder) -> Result<LlmMethod, MethodError> {
-        let policy = if harness_policy::is_adapter_dir(dir) { Policy::load_adapted(dir, models_dir, device) } else { Policy::load(dir, device) }
-            .map_err(|e| MethodError::Model(e.to_string()))?;
+        let policy = Policy::load_model_or_adapter(dir, models_dir, device).map_err(|e| MethodError::Model(e.to_string()))?;
         Ok(LlmMethod { name, policy, prompts: Prompts::new(), settings, task, generated: Vec::new() })
     }
 

@@ -125,6 +125,10 @@ pub struct LiteratureArgs {
     /// pub_date) instead of the vendored reviews.
     #[arg(long)]
     pub tasks: Option<PathBuf>,
+    /// A cell where more than this fraction of engine requests failed (network or server
+    /// errors, after retries) is marked failed rather than measured.
+    #[arg(long, default_value_t = harness_bench::spec::defaults::MAX_ENGINE_FAILURES)]
+    pub max_engine_failures: f64,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -166,6 +170,7 @@ impl EvalArgs {
             device: m.device.clone(),
             engine: self.literature.engine.clone(),
             tasks: self.literature.tasks.clone(),
+            max_engine_failures: self.literature.max_engine_failures,
             passages: self.open_qa.passages.clone().or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from)),
             out: self.out.clone(),
         }

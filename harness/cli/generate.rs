@@ -6,7 +6,8 @@ use harness_policy::{parse_device, Message, Policy, SamplingParams};
 
 #[derive(clap::Args)]
 pub struct GenerateArgs {
-    /// Model folder (config.json, safetensors, tokenizer.json, chat template); default: the
+    /// Model folder (config.json, safetensors, tokenizer.json, chat template) or LoRA adapter
+    /// folder (merged into its base from the models folder); default: the
     /// setup's SmolLM2-135M-Instruct.
     #[arg(long)]
     model: Option<PathBuf>,
@@ -59,11 +60,9 @@ pub fn run(args: GenerateArgs, root: Option<PathBuf>) -> Result<()> {
         tch::set_num_threads(args.threads);
     }
     let device = parse_device(&args.device)?;
-    let dir = match args.model.clone() {
-        Some(dir) => dir,
-        None => crate::workspace(root)?.default_policy(),
-    };
-    let policy = Policy::load(&dir, device)?;
+    let workspace = crate::workspace(root)?;
+    let dir = args.model.clone().unwrap_or_else(|| workspace.default_policy());
+    let policy = Policy::load_model_or_adapter(&dir, &workspace.models, device)?;
     let raw: Vec<String> = match (&args.prompt, &args.prompts_file) {
         (Some(p), _) => vec![p.clone()],
         (None, Some(file)) => std::fs::read_to_string(file)

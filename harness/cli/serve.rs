@@ -38,13 +38,11 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
-    let dir = match args.model.clone() {
-        Some(dir) => dir,
-        None => crate::workspace(root)?.default_policy(),
-    };
+    let workspace = crate::workspace(root)?;
+    let dir = args.model.clone().unwrap_or_else(|| workspace.default_policy());
     anyhow::ensure!(args.timeout_secs > 0.0 && args.timeout_secs <= 3600.0, "--timeout-secs {} must be above 0 and at most 3600", args.timeout_secs);
     anyhow::ensure!(args.max_batch >= 1 && args.max_queue >= 1 && args.max_new_tokens >= 1, "--max-batch, --max-queue and --max-new-tokens must be at least 1");
-    let policy = Policy::load(&dir, parse_device(&args.device)?)?;
+    let policy = Policy::load_model_or_adapter(&dir, &workspace.models, parse_device(&args.device)?)?;
     let server = bind((args.host.as_str(), args.port), std::time::Duration::from_secs_f64(args.timeout_secs))
         .map_err(|e| anyhow!("listening on {}:{}: {e}", args.host, args.port))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "policy".into());

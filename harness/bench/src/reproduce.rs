@@ -299,6 +299,9 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
             None => run_cell(bench, &cell_spec).and_then(|outcome| {
                 // The cell's measure by name (trec_eval's `ndcg_cut.10` is the column `ndcg_cut_10`);
                 // a measure the cell did not produce is an error, never another number.
+                if outcome.row.source != "measured" {
+                    return Err(anyhow!("{} (run {})", outcome.row.source, outcome.row.run_id));
+                }
                 let wanted = cell.measure.replace('.', "_");
                 let value = outcome.row.metrics.iter().find(|(name, _)| *name == wanted).map(|(_, v)| *v * cell.scale).ok_or_else(|| {
                     let have: Vec<&str> = outcome.row.metrics.iter().map(|(n, _)| n.as_str()).collect();

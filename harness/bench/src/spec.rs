@@ -25,6 +25,9 @@ pub mod defaults {
     pub const TEMPERATURE: f64 = 0.0;
     pub const SEED: u64 = 0;
     pub const DEVICE: &str = "auto";
+    /// Literature: a cell where more than this fraction of engine requests failed (network,
+    /// server errors; not unusable queries, which are scored) is marked failed, not measured.
+    pub const MAX_ENGINE_FAILURES: f64 = 0.05;
 }
 
 /// One evaluation cell. Optional settings left out take the dataset card's value.
@@ -74,6 +77,8 @@ pub struct CellSpec {
     pub engine: Option<String>,
     /// Literature: review tasks in the paper's JSONL format instead of the vendored ones.
     pub tasks: Option<PathBuf>,
+    /// Literature: the largest fraction of failed engine requests a measured cell may have.
+    pub max_engine_failures: f64,
     /// Open-QA: the DPR passages file.
     pub passages: Option<PathBuf>,
     /// Output folder (default: a new folder under the workspace's runs). Never read from files.
@@ -108,6 +113,7 @@ impl Default for CellSpec {
             seed: defaults::SEED,
             device: defaults::DEVICE.into(),
             engine: None,
+            max_engine_failures: defaults::MAX_ENGINE_FAILURES,
             tasks: None,
             passages: None,
             out: None,
@@ -149,6 +155,9 @@ impl CellSpec {
         }
         if let Some(engine) = &self.engine {
             args.push(format!("--engine {engine}"));
+        }
+        if self.max_engine_failures != d.max_engine_failures {
+            args.push(format!("--max-engine-failures {}", self.max_engine_failures));
         }
         if self.method.starts_with("llm:") || self.method.starts_with("checkpoint:") || self.method.starts_with("api:") {
             if self.no_reasoning {

@@ -153,6 +153,15 @@ impl CausalLm {
 }
 
 impl Policy {
+    /// A model folder, or an adapter folder merged into its base from `models_dir`.
+    pub fn load_model_or_adapter(dir: &Path, models_dir: &Path, device: Device) -> Result<Policy, PolicyError> {
+        if is_adapter_dir(dir) {
+            Policy::load_adapted(dir, models_dir, device)
+        } else {
+            Policy::load(dir, device)
+        }
+    }
+
     /// The base model of the adapter at `adapter_dir` (found in `models_dir` by its folder name,
     /// its files checked against the recorded hashes) with the adapter merged in.
     pub fn load_adapted(adapter_dir: &Path, models_dir: &Path, device: Device) -> Result<Policy, PolicyError> {

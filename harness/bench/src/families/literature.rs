@@ -97,6 +97,16 @@ pub fn load_tasks(tasks: Option<&std::path::Path>, registry: &Registry, card: &C
     Ok(out)
 }
 
+/// `measured`, or `failed: ...` when more than `max_fraction` of the engine requests failed
+/// (a cell of failed requests would read as recall 0, a number the engine never produced).
+pub fn engine_verdict(engine_errors: usize, requests: usize, max_fraction: f64) -> String {
+    if requests > 0 && engine_errors as f64 > max_fraction * requests as f64 {
+        format!("failed: {engine_errors} of {requests} engine requests failed")
+    } else {
+        "measured".into()
+    }
+}
+
 /// The split label of a literature cell: the file's name for a paper-format task file, else
 /// the split asked for or the card's default.
 pub fn split_label(spec_split: Option<&str>, tasks: Option<&std::path::Path>, card: &Card) -> String {
@@ -204,7 +214,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         metrics: distinct(&measures).into_iter().filter_map(|m| evaluation.summary_of(m).map(|v| (m.name(), v))).collect(),
         num_queries: evaluation.num_q,
         wall_seconds: search_seconds,
-        source: "measured".into(),
+        source: engine_verdict(engine_errors, rewrites.len(), spec.max_engine_failures),
         run_id: dir.id.clone(),
     };
     let table = dir.write_cell(&row, Some(&run))?;
@@ -233,4 +243,18 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let notes = vec![format!("{} reviews; {query_errors} unusable queries, {engine_errors} engine errors (each counts as recall 0)", tasks.len())];
     let scores = Some(super::QueryScores::new(&qrels, &evaluation, &eval_options, &measures));
     Ok(CellOutcome { row, table, run_dir: dir.path, notes, scores })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::engine_verdict;
+
+    #[test]
+    fn a_cell_with_too_many_failed_requests_is_failed_not_measured() {
+        assert_eq!(engine_verdict(0, 34, 0.05), "measured");
+        assert_eq!(engine_verdict(1, 34, 0.05), "measured");
+        assert_eq!(engine_verdict(2, 34, 0.05), "failed: 2 of 34 engine requests failed");
+        assert_eq!(engine_verdict(34, 34, 0.05), "failed: 34 of 34 engine requests failed");
+        assert_eq!(engine_verdict(1, 34, 0.0), "failed: 1 of 34 engine requests failed");
+    }
 }
