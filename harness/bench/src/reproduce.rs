@@ -121,6 +121,8 @@ struct LongRow {
     note: String,
     /// A paper value read off a figure.
     approximate: bool,
+    /// A measured cell's wall-clock seconds (generation + retrieval + scoring).
+    wall_s: Option<f64>,
     /// Against the cell's baseline, in the table's unit: mean difference and its 95 % interval,
     /// randomization p-value and its Holm adjustment.
     versus: Option<Versus>,
@@ -148,6 +150,7 @@ fn frame(rows: &[LongRow]) -> Result<polars::prelude::DataFrame> {
         Column::new("value".into(), rows.iter().map(|r| r.value).collect::<Vec<_>>()),
         Column::new("source".into(), s(&|r| r.source.clone())),
         Column::new("approximate".into(), rows.iter().map(|r| r.approximate).collect::<Vec<_>>()),
+        Column::new("wall_s".into(), rows.iter().map(|r| r.wall_s).collect::<Vec<_>>()),
         Column::new("baseline".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.baseline.clone())).collect::<Vec<_>>()),
         Column::new("mean_diff".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.mean_diff)).collect::<Vec<_>>()),
         Column::new("ci_low".into(), rows.iter().map(|r| r.versus.as_ref().map(|v| v.ci_low)).collect::<Vec<_>>()),
@@ -237,6 +240,7 @@ pub fn paper_table(path: &std::path::Path) -> Result<PaperTable> {
                     source: String::new(),
                     note: String::new(),
                     approximate: r.approximate,
+                    wall_s: None,
                     versus: None,
                 });
             }
@@ -311,6 +315,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
             }),
         };
         scores.push(result.as_ref().ok().and_then(|(outcome, _)| outcome.scores.clone()));
+        let wall_s = result.as_ref().ok().map(|(outcome, _)| outcome.row.wall_seconds);
         let (value, source, note, dataset) = match result {
             Ok((outcome, v)) => {
                 let reference = match cell.reference {
@@ -326,7 +331,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
             }
             Err(e) => (None, "not run".into(), format!("{}: {e:#}", cell.label), cell.spec.dataset.clone()),
         };
-        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note, approximate: false, versus: None }));
+        measured.push((cell, LongRow { section: "ours".into(), dataset, system: cell.label.clone(), metric: cell.measure.clone(), value, source, note, approximate: false, wall_s, versus: None }));
     }
 
     compare_with_baselines(&spec, &scores, &mut measured);
@@ -355,6 +360,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
                 source: format!("paper ({})", r.source.as_deref().unwrap_or(&spec.paper_source)),
                 note,
                 approximate: r.approximate,
+                wall_s: None,
                 versus: None,
             });
         }

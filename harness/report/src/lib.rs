@@ -36,7 +36,8 @@ pub struct ResultRow {
     pub metrics: Vec<(String, f64)>,
     /// Queries evaluated.
     pub num_queries: usize,
-    /// Wall-clock seconds of retrieval (all queries).
+    /// Wall-clock seconds of the cell: the method's generation, retrieval and scoring (split
+    /// in the run's meta.json; a one-off index build is not included).
     pub wall_seconds: f64,
     /// Where the numbers come from: `measured` or `paper (<source>)`.
     pub source: String,

@@ -68,8 +68,10 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let (measures, hit_depths) = parse_measures(if spec.measures.is_empty() { &card.measures } else { &spec.measures })?;
     // Anserini's regressions score with trec_eval -c: every judged query counts.
     let eval_options = EvalOptions { average_over_all_qrels: true, ..Default::default() };
+    let scoring_start = std::time::Instant::now();
     let evaluation = evaluate(&qrels, &run, &measures, &eval_options);
     let hits = if hit_depths.is_empty() { Vec::new() } else { answer_hits(&dataset, &queries, &run, &hit_depths)? };
+    let wall = super::Wall { generation: method_seconds, retrieval: retrieved.search_seconds, scoring: scoring_start.elapsed().as_secs_f64() };
 
     let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{split}-{}-{}", card.name, spec.retriever, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
@@ -83,7 +85,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             .chain(hits.iter().cloned())
             .collect(),
         num_queries: evaluation.num_q,
-        wall_seconds: retrieved.search_seconds,
+        wall_seconds: wall.total(),
         source: "measured".into(),
         run_id: dir.id.clone(),
     };
@@ -109,6 +111,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             "deterministic": true,
             "depth": depth,
             "timings": {
+                "wall": wall.json(),
                 "index_seconds": retrieved.index_seconds,
                 "index_built_now": retrieved.index_built,
                 "search_seconds": retrieved.search_seconds,

@@ -203,7 +203,9 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     }
     // Every review counts (trec_eval -c), as the paper averages over all test items.
     let eval_options = EvalOptions { average_over_all_qrels: true, ..Default::default() };
+    let scoring_start = std::time::Instant::now();
     let evaluation = evaluate(&qrels, &run, &measures, &eval_options);
+    let wall = super::Wall { generation: method_seconds, retrieval: search_seconds, scoring: scoring_start.elapsed().as_secs_f64() };
 
     let dir = RunDir::create(&bench.workspace.runs, &format!("{}-{engine_label}-{}", card.name, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
@@ -213,7 +215,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         method: method.name(),
         metrics: distinct(&measures).into_iter().filter_map(|m| evaluation.summary_of(m).map(|v| (m.name(), v))).collect(),
         num_queries: evaluation.num_q,
-        wall_seconds: search_seconds,
+        wall_seconds: wall.total(),
         source: engine_verdict(engine_errors, rewrites.len(), spec.max_engine_failures),
         run_id: dir.id.clone(),
     };
@@ -237,7 +239,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             "recall": "per review |top-K ∩ included| / |included|, mean over all reviews (trec_eval recall.K with -c)",
             "query_errors": query_errors,
             "engine_errors": engine_errors,
-            "timings": {"search_seconds": search_seconds},
+            "timings": {"wall": wall.json(), "search_seconds": search_seconds},
         }),
     )?;
     let notes = vec![format!("{} reviews; {query_errors} unusable queries, {engine_errors} engine errors (each counts as recall 0)", tasks.len())];

@@ -29,6 +29,25 @@ pub struct CellOutcome {
     pub scores: Option<QueryScores>,
 }
 
+/// A cell's wall-clock, as its table's `wall_s` reports it: the method's generation (0 for
+/// the original query), retrieval (or engine searches) and scoring; building or loading an
+/// index is a one-off cost, kept apart in meta.json.
+pub struct Wall {
+    pub generation: f64,
+    pub retrieval: f64,
+    pub scoring: f64,
+}
+
+impl Wall {
+    pub fn total(&self) -> f64 {
+        self.generation + self.retrieval + self.scoring
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({"wall_seconds": self.total(), "generation_seconds": self.generation, "retrieval_seconds": self.retrieval, "scoring_seconds": self.scoring})
+    }
+}
+
 /// Every judged query's value of each trec_eval measure of a cell, as `-c` averages them.
 #[derive(Debug, Clone)]
 pub struct QueryScores {

@@ -172,6 +172,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             depths.push(k.trim().parse().with_context(|| format!("measure '{m}': hit.K needs whole numbers"))?);
         }
     }
+    let scoring_start = std::time::Instant::now();
     let first_ranks: Vec<Option<usize>> = questions
         .iter()
         .map(|q| {
@@ -181,6 +182,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         })
         .collect();
     let metrics = hit_rates(&first_ranks, &depths);
+    let wall = super::Wall { generation: method_seconds, retrieval: search_seconds, scoring: scoring_start.elapsed().as_secs_f64() };
 
     let dir = RunDir::create(&bench.workspace.runs, &format!("{}-dpr-bm25-{}", card.name, spec.method), spec.out.as_deref(), bench.invocation.overwrite)?;
     let row = ResultRow {
@@ -190,7 +192,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         method: method.name(),
         metrics,
         num_queries: questions.len(),
-        wall_seconds: search_seconds,
+        wall_seconds: wall.total(),
         source: "measured".into(),
         run_id: dir.id.clone(),
     };
@@ -209,7 +211,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
             "method_report": method.report(),
             "method_seconds": method_seconds,
             "depth": depth,
-            "timings": {"index_seconds": index_seconds, "search_seconds": search_seconds},
+            "timings": {"wall": wall.json(), "index_seconds": index_seconds, "search_seconds": search_seconds},
         }),
     )?;
     Ok(CellOutcome { row, table, run_dir: dir.path, notes: Vec::new(), scores: None })
