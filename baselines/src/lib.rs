@@ -66,7 +66,7 @@ pub trait QueryMethod {
 #[derive(Debug, thiserror::Error)]
 pub enum MethodError {
     /// The method name is not known.
-    #[error("unknown method '{0}' (available: original, rm3[:FB_DOCS,FB_TERMS,WEIGHT], llm:DIR, checkpoint:DIR, api:MODEL)")]
+    #[error("unknown method '{0}' (available: original, rm3[:FB_DOCS,FB_TERMS,WEIGHT], llm:DIR, checkpoint:DIR, api:MODEL, queries:FILE)")]
     Unknown(String),
     /// Bad settings in a method name.
     #[error("method '{0}': {1}")]
@@ -162,7 +162,53 @@ pub fn build(name: &str, ctx: &MethodContext) -> Result<Box<dyn QueryMethod>, Me
             Ok(Box::new(method))
         }
         Some(("api", model)) => Ok(Box::new(api::ApiMethod::from_env(model, ctx.llm.clone(), ctx.cache_dir.join("api"), Box::new(task))?)),
+        Some(("queries", file)) => Ok(Box::new(FromFile::read(std::path::Path::new(file))?)),
         _ => Err(MethodError::Unknown(name.to_string())),
+    }
+}
+
+/// Queries written elsewhere (a rule, another system, a model run outside this suite), read
+/// from a TSV file of `query_id<TAB>text` lines: the same retriever and scoring for any
+/// rewrites. Every query of the cell must have a line.
+#[derive(Debug, Clone)]
+pub struct FromFile {
+    path: PathBuf,
+    texts: std::collections::HashMap<String, String>,
+}
+
+impl FromFile {
+    pub fn read(path: &std::path::Path) -> Result<FromFile, MethodError> {
+        let bad = |cause: String| MethodError::Settings(format!("queries:{}", path.display()), cause);
+        let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut texts = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let (id, query) = line.split_once('\t').ok_or_else(|| bad(format!("line {}: expected query_id<TAB>text", i + 1)))?;
+            if texts.insert(id.trim().to_string(), query.to_string()).is_some() {
+                return Err(bad(format!("line {}: query '{}' appears twice", i + 1, id.trim())));
+            }
+        }
+        Ok(FromFile { path: path.to_path_buf(), texts })
+    }
+}
+
+impl QueryMethod for FromFile {
+    fn name(&self) -> String {
+        format!("queries:{}", self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+    }
+    fn rewrite(&mut self, queries: &[Query]) -> Result<Vec<Rewrite>, MethodError> {
+        queries
+            .iter()
+            .map(|q| match self.texts.get(&q.id) {
+                Some(text) => Ok(Rewrite { query_id: q.id.clone(), text: text.clone() }),
+                None => Err(MethodError::Settings(format!("queries:{}", self.path.display()), format!("no line for query '{}'", q.id))),
+            })
+            .collect()
+    }
+    fn report(&self) -> serde_json::Value {
+        serde_json::json!({"file": self.path, "sha256": harness_core::io::sha256_file(&self.path).ok()})
     }
 }
 
@@ -193,5 +239,23 @@ mod tests {
         assert!(from_name("rm3:5,20").is_err());
         assert!(from_name("rm3:5,20,2").is_err());
         assert!(matches!(from_name("magic"), Err(MethodError::Unknown(_))));
+    }
+
+    #[test]
+    fn queries_from_a_file_and_its_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.tsv");
+        std::fs::write(&path, "1\tfirst query\n\n2\tsecond\n").unwrap();
+        let mut m = FromFile::read(&path).unwrap();
+        assert_eq!(m.name(), "queries:q.tsv");
+        let qs = vec![Query { id: "2".into(), text: "x".into() }, Query { id: "1".into(), text: "y".into() }];
+        let got: Vec<String> = m.rewrite(&qs).unwrap().into_iter().map(|r| r.text).collect();
+        assert_eq!(got, ["second", "first query"]);
+        let err = m.rewrite(&[Query { id: "3".into(), text: "z".into() }]).unwrap_err().to_string();
+        assert!(err.contains("no line for query '3'"), "{err}");
+        std::fs::write(&path, "1\ta\n1\tb\n").unwrap();
+        assert!(FromFile::read(&path).unwrap_err().to_string().contains("line 2: query '1' appears twice"));
+        std::fs::write(&path, "no tab here\n").unwrap();
+        assert!(FromFile::read(&path).unwrap_err().to_string().contains("line 1: expected query_id<TAB>text"));
     }
 }

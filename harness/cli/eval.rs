@@ -16,8 +16,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub split: Option<String>,
     /// Query method, repeatable (each becomes a row of one table): original, rm3[:FB_DOCS,
-    /// FB_TERMS,WEIGHT], llm:DIR (llm:default: the setup's model), checkpoint:DIR, api:MODEL;
-    /// gold for SQL datasets.
+    /// FB_TERMS,WEIGHT], llm:DIR (llm:default: the setup's model), checkpoint:DIR (a model or
+    /// a LoRA adapter folder), api:MODEL, queries:FILE (TSV: query id, text); gold for SQL.
     #[arg(long = "method", default_value = defaults::METHOD)]
     pub methods: Vec<String>,
     /// Documents retrieved per query (default: the card's depth).

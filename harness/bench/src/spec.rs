@@ -41,7 +41,8 @@ pub struct CellSpec {
     /// `bm25`, `dense[:MODEL]`, `hnsw[:MODEL]` (`sqlite` for SQL datasets, ignored).
     pub retriever: String,
     /// `original`, `rm3[:FB_DOCS,FB_TERMS,WEIGHT]`, `llm:DIR` (`llm:default`: the setup's
-    /// model), `checkpoint:DIR`, `api:MODEL`; `gold` for SQL datasets.
+    /// model), `checkpoint:DIR`, `api:MODEL`, `queries:FILE` (TSV of query id and text); `gold`
+    /// for SQL datasets.
     pub method: String,
     /// BM25 k1 and b (default: the card's, else Anserini's, `Bm25Params::default()`).
     pub k1: Option<f32>,

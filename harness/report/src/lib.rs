@@ -195,13 +195,58 @@ mod tests {
         assert!(md.contains("| scifact | test | bm25 | original | 0.6789 | 300 |"), "{md}");
         assert!(dir.path().join("table.parquet").metadata().unwrap().len() > 0);
     }
+
+    #[test]
+    fn tables_of_different_families_stack_wide_and_long() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        let b = dir.path().join("b.csv");
+        std::fs::write(&a, "dataset,split,retriever,method,ndcg_cut_10,queries,wall_s,queries_per_s,source,run_id\nscifact,test,bm25,original,0.6789,300,0.5,600.0,measured,r1\n").unwrap();
+        std::fs::write(&b, "dataset,split,retriever,method,ex_dr,ex_test_suite,queries,wall_s,queries_per_s,source,run_id\nspider,dev,sqlite,gold,1.0,0.98,972,3.0,324.0,measured,r2\n").unwrap();
+        let wide = stack_tables(&[a, b]).unwrap();
+        assert_eq!(wide.height(), 2);
+        assert_eq!(wide.column("ndcg_cut_10").unwrap().f64().unwrap().get(1), None);
+        assert_eq!(wide.column("ex_dr").unwrap().f64().unwrap().get(1), Some(1.0));
+        let long = long_format(&wide).unwrap();
+        assert_eq!(long.height(), 3, "one row per measured value: ndcg_cut_10, ex_dr, ex_test_suite");
+        let measures: Vec<&str> = long.column("measure").unwrap().str().unwrap().into_no_null_iter().collect();
+        assert_eq!(measures, ["ndcg_cut_10", "ex_dr", "ex_test_suite"]);
+        assert_eq!(long.column("dataset").unwrap().str().unwrap().get(2), Some("spider"));
+        assert_eq!(long.column("wall_s").unwrap().f64().unwrap().get(0), Some(0.5));
+        assert_eq!(long.column("run_id").unwrap().str().unwrap().get(1), Some("r2"));
+    }
 }
 
-/// Stacks results tables with the same columns, read from `table.csv` files, into one table.
+/// Columns of a result table that describe its row; every other column is a measure.
+pub const ROW_FIELDS: [&str; 9] = ["dataset", "split", "retriever", "method", "queries", "wall_s", "queries_per_s", "source", "run_id"];
+
+/// Stacks results tables read from `table.csv` files into one wide table: every column of any
+/// of them, empty where a table lacks it (runs of different task families have different
+/// measures), columns in order of first appearance.
 pub fn stack_tables(paths: &[std::path::PathBuf]) -> Result<DataFrame> {
+    let frames = paths.iter().map(|p| read_csv(p)).collect::<Result<Vec<_>>>()?;
+    let mut names: Vec<PlSmallStr> = Vec::new();
+    for f in &frames {
+        for n in f.get_column_names() {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
     let mut out: Option<DataFrame> = None;
-    for p in paths {
-        let frame = read_csv(p)?;
+    for f in frames {
+        let height = f.height();
+        let columns: Vec<Column> = names
+            .iter()
+            .map(|n| match f.column(n) {
+                Ok(c) => c.clone(),
+                Err(_) => {
+                    let kind = if ROW_FIELDS.contains(&n.as_str()) && !matches!(n.as_str(), "queries" | "wall_s" | "queries_per_s") { DataType::String } else { DataType::Float64 };
+                    Column::full_null(n.clone(), height, &kind)
+                }
+            })
+            .collect();
+        let frame = DataFrame::new(height, columns)?;
         out = Some(match out {
             None => frame,
             Some(mut acc) => {
@@ -211,4 +256,43 @@ pub fn stack_tables(paths: &[std::path::PathBuf]) -> Result<DataFrame> {
         });
     }
     Ok(out.ok_or_else(|| PolarsError::NoData("no tables to stack".into()))?)
+}
+
+/// The same tables in long format, one measured value per row: dataset, split, retriever,
+/// method, measure, value, wall_s, source, run_id (the form that stacks any task families).
+pub fn long_format(wide: &DataFrame) -> Result<DataFrame> {
+    let text = |name: &str, i: usize| -> String {
+        wide.column(name).ok().and_then(|c| c.get(i).ok()).map(|v| match v {
+            AnyValue::Null => String::new(),
+            AnyValue::String(s) => s.to_string(),
+            other => other.to_string(),
+        }).unwrap_or_default()
+    };
+    let number = |name: &str, i: usize| -> Option<f64> { wide.column(name).ok().and_then(|c| c.get(i).ok()).and_then(|v| v.extract::<f64>()) };
+    let measures: Vec<String> = wide.get_column_names().iter().map(|n| n.to_string()).filter(|n| !ROW_FIELDS.contains(&n.as_str())).collect();
+    let (mut cols, mut measure, mut value, mut wall): ([Vec<String>; 6], Vec<String>, Vec<f64>, Vec<Option<f64>>) = Default::default();
+    for i in 0..wide.height() {
+        for m in &measures {
+            let Some(v) = number(m, i) else { continue };
+            for (k, field) in ["dataset", "split", "retriever", "method", "source", "run_id"].iter().enumerate() {
+                cols[k].push(text(field, i));
+            }
+            measure.push(m.clone());
+            value.push(v);
+            wall.push(number("wall_s", i));
+        }
+    }
+    let [dataset, split, retriever, method, source, run_id] = cols;
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("dataset".into(), dataset),
+        Column::new("split".into(), split),
+        Column::new("retriever".into(), retriever),
+        Column::new("method".into(), method),
+        Column::new("measure".into(), measure),
+        Column::new("value".into(), value),
+        Column::new("wall_s".into(), wall),
+        Column::new("source".into(), source),
+        Column::new("run_id".into(), run_id),
+    ])?)
+
 }
