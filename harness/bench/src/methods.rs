@@ -10,12 +10,12 @@ use crate::context::Bench;
 use crate::spec::CellSpec;
 
 /// The method name with workspace shorthands resolved: `llm:default` is the setup's model; a
-/// relative model folder that is not found from the current directory is looked up from the
-/// workspace root (tables name committed adapters as `checkpoint:results/reference/...`).
+/// relative model folder or queries file that is not found from the current directory is
+/// looked up from the workspace root (tables name committed files as `results/reference/...`).
 pub fn resolve(bench: &Bench, name: &str) -> String {
     match name.split_once(':') {
         _ if name == "llm:default" => format!("llm:{}", bench.workspace.default_policy().display()),
-        Some((family @ ("llm" | "checkpoint"), dir)) => {
+        Some((family @ ("llm" | "checkpoint" | "queries"), dir)) => {
             let path = std::path::Path::new(dir);
             let in_root = bench.workspace.root.join(path);
             if path.is_relative() && !path.exists() && in_root.exists() { format!("{family}:{}", in_root.display()) } else { name.to_string() }
