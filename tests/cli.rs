@@ -408,7 +408,7 @@ fn regress_passes_on_the_references_and_fails_on_a_perturbed_one() {
     };
     let spec = refs.join("regress.toml");
     let run = |name: &str| {
-        harness(&["regress", "--spec", spec.to_str().unwrap(), "--only", "literature", "--out", tmp.path().join(name).to_str().unwrap()], &cache)
+        harness(&["regress", "--spec", spec.to_str().unwrap(), "--only", "literature-offline", "--out", tmp.path().join(name).to_str().unwrap()], &cache)
     };
     perturb(0.00005);
     let near = run("near");
