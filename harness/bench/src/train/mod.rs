@@ -332,8 +332,7 @@ fn train_loop(
     std::fs::create_dir_all(out.join("checkpoints")).with_context(|| format!("creating {}", out.display()))?;
     if let Some(ckpt) = &spec.resume {
         trainer.restore(ckpt).with_context(|| format!("restoring {}", ckpt.display()))?;
-        truncate_log(&out.join("log.jsonl"), trainer.step)?;
-        for name in ["eval.jsonl", "alarms.jsonl"] {
+        for name in ["log.jsonl", "eval.jsonl", "alarms.jsonl"] {
             truncate_after_step(&out.join(name), trainer.step)?;
         }
     }
@@ -415,8 +414,7 @@ fn train_loop(
         }
     }
     bar.finish();
-    let logs = read_log(&out.join("log.jsonl"))?;
-    plot(&logs, &evals, baseline, &out.join("curves.svg"))?;
+    plot(&history, &evals, baseline, &out.join("curves.svg"))?;
     Ok(TrainOutcome { steps: trainer.step, out, stopped_early })
 }
 
@@ -465,22 +463,6 @@ fn read_evals(path: &Path) -> Result<Vec<HeldOut>> {
     }
     let text = std::fs::read_to_string(path)?;
     text.lines().enumerate().map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{}:{}", path.display(), i + 1))).collect()
-}
-
-/// Keeps the first `steps` lines of a log (a resumed run rewrites what came after its checkpoint).
-fn truncate_log(path: &Path, steps: u64) -> Result<()> {
-    if !path.is_file() {
-        return Ok(());
-    }
-    let text = std::fs::read_to_string(path)?;
-    let kept: Vec<&str> = text.lines().take(steps as usize).collect();
-    harness_core::io::write_atomically(path, |w| {
-        for l in &kept {
-            writeln!(w, "{l}")?;
-        }
-        Ok(())
-    })?;
-    Ok(())
 }
 
 /// Drops the lines of a JSONL file whose `step` is past `steps` (what a resumed run redoes).
