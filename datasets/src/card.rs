@@ -223,6 +223,10 @@ pub struct TaskFacts {
     /// Evidence-seeking: the corpus as prompts name it (`Wikipedia`).
     #[serde(default)]
     pub corpus: Option<String>,
+    /// Evidence-seeking: the paper's SQuAD variant of the rank tiers (a miss −2.5 instead of
+    /// −3.5, an error −3 instead of −4).
+    #[serde(default)]
+    pub squad_tiers: bool,
 }
 
 /// A dataset card.

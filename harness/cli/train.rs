@@ -15,7 +15,9 @@ pub struct TrainArgs {
     /// Training split.
     #[arg(long, default_value = defaults::SPLIT)]
     split: String,
-    /// Retriever giving the reward (bm25).
+    /// Retriever giving the reward: bm25, or dense[:MODEL] (MiniLM by default) for classic-IR
+    /// datasets; literature, evidence-seeking and SQL datasets use their own engine, BM25 or
+    /// executor.
     #[arg(long, default_value = defaults::RETRIEVER)]
     retriever: String,
     /// Model folder of the initial policy (default: the setup's SmolLM2-135M-Instruct).
@@ -53,6 +55,10 @@ pub struct TrainArgs {
     /// picks best/ (default: the dataset's dev split when it has one; not the split you report).
     #[arg(long)]
     eval_split: Option<String>,
+    /// Only the first N items of the held-out split (a quick look at a large dev set such as
+    /// Spider's 1,034 questions).
+    #[arg(long)]
+    eval_limit: Option<usize>,
 }
 
 pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
@@ -75,6 +81,7 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
         engine: args.engine,
         tasks: args.tasks,
         eval_split: args.eval_split,
+        eval_limit: args.eval_limit,
     };
     let outcome = train(&bench, &spec)?;
     println!(

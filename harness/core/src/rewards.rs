@@ -34,6 +34,19 @@ impl<M> Answer<M> {
     }
 }
 
+impl<M> Answer<M> {
+    /// The same outcome with the measured value mapped (a reward's tier input to the metric a
+    /// log reports, say).
+    pub fn map<N>(&self, f: impl FnOnce(&M) -> N) -> Answer<N> {
+        match self {
+            Answer::MalformedTags => Answer::MalformedTags,
+            Answer::EmptyBlock => Answer::EmptyBlock,
+            Answer::Invalid => Answer::Invalid,
+            Answer::Scored(m) => Answer::Scored(f(m)),
+        }
+    }
+}
+
 fn block_is_empty(turn: &str) -> bool {
     match (turn.find("<answer>"), turn.find("</answer>")) {
         (Some(a), Some(b)) if a + 8 <= b => turn[a + 8..b].trim().is_empty(),

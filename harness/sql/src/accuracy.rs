@@ -162,30 +162,77 @@ fn database_files(items: &[ExItem], db_dir: &Path, mode: ExMode) -> Result<Datab
     }
     let mut files = HashMap::new();
     for item in items {
-        if files.contains_key(&item.db_id) {
-            continue;
+        if !files.contains_key(&item.db_id) {
+            files.insert(item.db_id.clone(), files_of(db_dir, &item.db_id, mode)?);
         }
-        let main = database_path(db_dir, &item.db_id);
-        let found = if !main.is_file() {
-            Err(format!("database {} is missing ({})", item.db_id, main.display()))
-        } else if mode == ExMode::Dr {
-            Ok(vec![main])
-        } else {
-            // The official evaluator compares on every file with ".sqlite" in its name in the
-            // database's folder (a distilled test suite); the main file comes first here so that
-            // row counts refer to it.
-            let dir = main.parent().expect("database path has a parent");
-            let mut others: Vec<PathBuf> = std::fs::read_dir(dir)
-                .map_err(|e| SqlError::io(dir, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p != &main && p.is_file() && p.file_name().is_some_and(|n| n.to_string_lossy().contains(".sqlite")))
-                .collect();
-            others.sort();
-            Ok(std::iter::once(main).chain(others).collect())
-        };
-        files.insert(item.db_id.clone(), found);
     }
     Ok(files)
+}
+
+/// The files one database is compared on, or why there are none.
+fn files_of(db_dir: &Path, db_id: &str, mode: ExMode) -> Result<Result<Vec<PathBuf>, String>, SqlError> {
+    let main = database_path(db_dir, db_id);
+    Ok(if !main.is_file() {
+        Err(format!("database {db_id} is missing ({})", main.display()))
+    } else if mode == ExMode::Dr {
+        Ok(vec![main])
+    } else {
+        // The official evaluator compares on every file with ".sqlite" in its name in the
+        // database's folder (a distilled test suite); the main file comes first here so that
+        // row counts refer to it.
+        let dir = main.parent().expect("database path has a parent");
+        let mut others: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| SqlError::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p != &main && p.is_file() && p.file_name().is_some_and(|n| n.to_string_lossy().contains(".sqlite")))
+            .collect();
+        others.sort();
+        Ok(std::iter::once(main).chain(others).collect())
+    })
+}
+
+/// Verdicts one at a time, for a training reward: databases opened once and kept, each
+/// (database, gold, prediction) judged once (a policy repeats itself; SQLite work is the cost).
+pub struct Judge {
+    db_dir: PathBuf,
+    options: ExOptions,
+    files: DatabaseFiles,
+    open: HashMap<PathBuf, Sandbox>,
+    verdicts: HashMap<(String, String, String), Verdict>,
+    /// Verdicts answered from memory.
+    pub cache_hits: usize,
+}
+
+impl Judge {
+    /// A judge over the databases of `db_dir` with `options` (its `threads` are unused).
+    pub fn new(db_dir: &Path, options: ExOptions) -> Result<Judge, SqlError> {
+        if !db_dir.is_dir() {
+            return Err(SqlError::Config(format!("database folder {} does not exist", db_dir.display())));
+        }
+        Ok(Judge { db_dir: db_dir.to_path_buf(), options, files: HashMap::new(), open: HashMap::new(), verdicts: HashMap::new(), cache_hits: 0 })
+    }
+
+    /// Whether the database `db_id` is there to run questions on.
+    pub fn has_database(&self, db_id: &str) -> bool {
+        database_path(&self.db_dir, db_id).is_file()
+    }
+
+    /// The verdict on `pred_sql` against `gold_sql` on database `db_id`.
+    pub fn verdict(&mut self, db_id: &str, gold_sql: &str, pred_sql: &str) -> Result<Verdict, SqlError> {
+        let key = (db_id.to_string(), gold_sql.to_string(), pred_sql.to_string());
+        if let Some(v) = self.verdicts.get(&key) {
+            self.cache_hits += 1;
+            return Ok(v.clone());
+        }
+        if !self.files.contains_key(db_id) {
+            let found = files_of(&self.db_dir, db_id, self.options.mode)?;
+            self.files.insert(db_id.to_string(), found);
+        }
+        let item = ExItem { index: 0, db_id: key.0.clone(), gold_sql: key.1.clone(), pred_sql: key.2.clone(), level: None };
+        let verdict = score_one(&item, &self.files, &self.options, &mut self.open).verdict;
+        self.verdicts.insert(key, verdict.clone());
+        Ok(verdict)
+    }
 }
 
 fn score_one(item: &ExItem, files: &DatabaseFiles, options: &ExOptions, open: &mut HashMap<PathBuf, Sandbox>) -> ExResult {

@@ -15,7 +15,7 @@ pub mod value;
 
 use std::path::{Path, PathBuf};
 
-pub use accuracy::{evaluate, summarize, ExItem, ExMode, ExOptions, ExResult, LevelSummary, Verdict};
+pub use accuracy::{evaluate, summarize, ExItem, ExMode, ExOptions, ExResult, Judge, LevelSummary, Verdict};
 pub use data::{database_path, render_schema, SqlQuestion};
 pub use sandbox::{ExecFailure, ExecLimits, ExecOutcome, ResultSet, Sandbox, TextDecoding};
 pub use value::Value;

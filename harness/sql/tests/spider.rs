@@ -261,3 +261,28 @@ fn hardness_levels_equal_the_official_evaluators() {
     // The published Spider dev counts.
     assert_eq!(counts.into_iter().collect::<Vec<_>>(), [("easy", 248), ("extra", 166), ("hard", 174), ("medium", 446)]);
 }
+
+/// The training reward's judge: the same verdicts as `evaluate`, one at a time, each
+/// (database, gold, prediction) executed once.
+#[test]
+fn judge_gives_evaluates_verdicts_and_remembers_them() {
+    let mut judge = harness_sql::Judge::new(&db_dir(), options(ExMode::Dr)).unwrap();
+    let gold = "SELECT count(*) FROM singer";
+    assert_eq!(judge.verdict("concert_singer", gold, "SELECT count(*) FROM singer").unwrap(), Verdict::Correct);
+    assert_eq!(judge.verdict("concert_singer", gold, "SELECT name FROM singer").unwrap(), Verdict::Mismatch);
+    assert!(matches!(judge.verdict("concert_singer", gold, "SELEC count(*)").unwrap(), Verdict::PredFailed(_)));
+    assert!(matches!(judge.verdict("concert_singer", gold, "").unwrap(), Verdict::PredFailed(_)));
+    assert!(matches!(judge.verdict("concert_singer", gold, "DELETE FROM singer").unwrap(), Verdict::PredFailed(_)));
+    assert!(matches!(judge.verdict("wta_1", "SELECT 1", "SELECT 1").unwrap(), Verdict::NotRunnable(_)));
+    assert!(!judge.has_database("wta_1") && judge.has_database("concert_singer"));
+    assert_eq!(judge.cache_hits, 0);
+    assert_eq!(judge.verdict("concert_singer", gold, "SELECT name FROM singer").unwrap(), Verdict::Mismatch);
+    assert_eq!(judge.cache_hits, 1);
+    // The same pairs through `evaluate` agree.
+    let preds = ["SELECT count(*) FROM singer", "SELECT name FROM singer", "SELEC count(*)"];
+    let items: Vec<ExItem> = preds.iter().enumerate().map(|(i, p)| ExItem { index: i, db_id: "concert_singer".into(), gold_sql: gold.into(), pred_sql: p.to_string(), level: None }).collect();
+    let batch = evaluate(&items, &db_dir(), &options(ExMode::Dr), &|| {}).unwrap();
+    for (item, r) in items.iter().zip(batch) {
+        assert_eq!(judge.verdict("concert_singer", gold, &item.pred_sql).unwrap(), r.verdict);
+    }
+}

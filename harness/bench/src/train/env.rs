@@ -1,10 +1,14 @@
 //! Training environments: a prompt per example and the paper's reward of a response, computed
-//! by the run's real retriever or engine. Classic IR (BM25, the paper's NDCG) and literature
-//! search (the engine's recall tiers).
+//! by the run's real retriever, engine or executor. Classic IR (BM25 or dense, the paper's
+//! NDCG), literature search (the engine's recall tiers), evidence seeking (the rank tiers of
+//! the first answer-bearing passage) and SQL (execution tiers, sandboxed).
+use std::collections::HashMap;
+
 use anyhow::Result;
 use harness_core::answer::AnswerFormat;
-use harness_core::rewards::{self, Answer};
+use harness_core::rewards::{self, Answer, SqlOutcome};
 use harness_policy::{Message, PolicyText};
+use harness_retrieval::dense::{Embeddings, Encoder, TextKind};
 use harness_retrieval::{Bm25Index, Bm25Params};
 use harness_rl::trainer::{Environment, Scored};
 
@@ -65,11 +69,32 @@ pub(crate) fn prompt_ids(policy: &PolicyText, prompts: &harness_baselines::Promp
     Ok(policy.encode(&(policy.chat_prompt(&messages)? + harness_baselines::prompts::assistant_prefix(reasoning)))?)
 }
 
+/// The retriever a reward searches with: BM25, or a dense encoder over cached passage
+/// embeddings (exact search; each rollout's query encoded as it comes).
+pub(crate) enum RewardRetriever<'a> {
+    Bm25 { index: &'a Bm25Index, searcher: harness_retrieval::Bm25Searcher<'a>, params: Bm25Params },
+    Dense { encoder: Box<Encoder>, embeddings: Embeddings, doc_ids: Vec<String> },
+}
+
+impl RewardRetriever<'_> {
+    /// The ids of the top `depth` documents for `query`; `None` when it cannot be searched.
+    fn search(&mut self, query: &str, depth: usize) -> Option<Vec<String>> {
+        match self {
+            RewardRetriever::Bm25 { index, searcher, params } => {
+                let hits = searcher.search(query, depth, *params).ok()?;
+                Some(hits.iter().map(|(o, _)| index.doc_id(*o).to_string()).collect())
+            }
+            RewardRetriever::Dense { encoder, embeddings, doc_ids } => {
+                let vector = encoder.encode(&[query], TextKind::Query).ok()?.pop()?;
+                Some(embeddings.search_exact(&vector, depth).into_iter().map(|(o, _)| doc_ids[o as usize].clone()).collect())
+            }
+        }
+    }
+}
+
 pub(crate) struct ClassicIrEnv<'a> {
     pub(crate) examples: Vec<Example>,
-    pub(crate) index: &'a Bm25Index,
-    pub(crate) searcher: harness_retrieval::Bm25Searcher<'a>,
-    pub(crate) params: Bm25Params,
+    pub(crate) retriever: RewardRetriever<'a>,
     pub(crate) depth: usize,
     pub(crate) turns: Turns<'a>,
 }
@@ -104,11 +129,11 @@ impl Environment for ClassicIrEnv<'_> {
 }
 
 impl ClassicIrEnv<'_> {
-    /// The paper's NDCG of `query`'s BM25 ranking for example `i`; `None` when the query
-    /// cannot be searched.
+    /// The paper's NDCG of `query`'s ranking for example `i`; `None` when the query cannot be
+    /// searched.
     fn metric(&mut self, i: usize, query: &str) -> Option<f64> {
-        let hits = self.searcher.search(query, self.depth, self.params).ok()?;
-        let ranked: Vec<&str> = hits.iter().map(|(o, _)| self.index.doc_id(*o)).collect();
+        let hits = self.retriever.search(query, self.depth)?;
+        let ranked: Vec<&str> = hits.iter().map(String::as_str).collect();
         Some(match &self.examples[i].target {
             Target::Single(doc) => harness_core::drcompat::ndcg_single_target(&ranked, doc, self.depth),
             Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, self.depth),
@@ -153,6 +178,115 @@ impl LiteratureEnv<'_> {
     fn recall(&mut self, i: usize, query: &str) -> Option<f64> {
         let task = &self.tasks[i];
         self.engine.search(query, task, self.depth).ok().map(|ids| harness_literature::recall_at(&ids, &task.targets, self.depth))
+    }
+}
+
+/// One evidence-seeking example: a question and the answer strings a passage must hold.
+pub(crate) struct EvidenceExample {
+    pub(crate) prompt_ids: Vec<i64>,
+    pub(crate) question: String,
+    /// Each answer as DPR tokens.
+    pub(crate) answers: Vec<Vec<String>>,
+}
+
+/// Evidence seeking: the policy's query retrieves the top `depth` passages (the paper: 3,000 in
+/// training); the reward is the rank tier of the first passage holding an answer
+/// (`harness_core::rewards::evidence_seeking`). The logged metric is Hit@`hit_k`.
+pub(crate) struct EvidenceEnv<'a> {
+    pub(crate) examples: Vec<EvidenceExample>,
+    pub(crate) retriever: RewardRetriever<'a>,
+    /// Every passage as DPR tokens, by id.
+    pub(crate) passages: HashMap<String, Vec<String>>,
+    pub(crate) depth: usize,
+    pub(crate) hit_k: usize,
+    /// The paper's SQuAD tiers (miss −2.5, error −3).
+    pub(crate) squad: bool,
+    pub(crate) turns: Turns<'a>,
+}
+
+impl EvidenceEnv<'_> {
+    /// The rank (from 1) of the first retrieved passage holding an answer; `Some(None)` when
+    /// none of the top `depth` does, `None` when the query cannot be searched.
+    fn first_rank(&mut self, i: usize, query: &str) -> Option<Option<usize>> {
+        let hits = self.retriever.search(query, self.depth)?;
+        let answers = &self.examples[i].answers;
+        Some(crate::families::first_answer_rank(hits.iter().map(String::as_str), &self.passages, answers))
+    }
+
+    fn hit(&self, rank: Option<usize>) -> f64 {
+        if rank.is_some_and(|r| r <= self.hit_k) { 1.0 } else { 0.0 }
+    }
+}
+
+impl Environment for EvidenceEnv<'_> {
+    fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn prompt(&self, i: usize) -> Vec<i64> {
+        self.examples[i].prompt_ids.clone()
+    }
+
+    fn score(&mut self, i: usize, response: &[i64]) -> Scored {
+        let turn = self.turns.turn(response);
+        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| self.first_rank(i, query));
+        let reward = rewards::evidence_seeking(&answer, self.squad);
+        self.turns.scored(&turn, &answer.map(|rank| self.hit(*rank)), reward)
+    }
+
+    fn original_metric(&mut self, i: usize) -> Option<f64> {
+        let question = self.examples[i].question.clone();
+        self.first_rank(i, &question).map(|rank| self.hit(rank))
+    }
+}
+
+/// One text-to-SQL example.
+pub(crate) struct SqlExample {
+    pub(crate) prompt_ids: Vec<i64>,
+    pub(crate) db_id: String,
+    pub(crate) gold_sql: String,
+}
+
+/// SQL: the policy's statement runs read-only, time-limited, in the sandbox against the gold
+/// statement (the paper's set equality, `ExMode::Dr`); the reward is the paper's execution
+/// tiers (`harness_core::rewards::sql`). The logged metric is execution accuracy.
+pub(crate) struct SqlEnv<'a> {
+    pub(crate) examples: Vec<SqlExample>,
+    pub(crate) judge: harness_sql::Judge,
+    /// BIRD's tiers (an executable but wrong statement earns 0.4).
+    pub(crate) bird: bool,
+    pub(crate) turns: Turns<'a>,
+}
+
+impl SqlEnv<'_> {
+    fn outcome(&mut self, i: usize, sql: &str) -> SqlOutcome {
+        let example = &self.examples[i];
+        match self.judge.verdict(&example.db_id, &example.gold_sql, sql) {
+            Ok(harness_sql::Verdict::Correct) => SqlOutcome::Equal,
+            // A statement that runs past the time limit executed and differs (no paper quirk).
+            Ok(harness_sql::Verdict::Mismatch | harness_sql::Verdict::PredFailed(harness_sql::ExecFailure::Timeout(_))) => SqlOutcome::Differs,
+            Ok(harness_sql::Verdict::PredFailed(_)) => SqlOutcome::Error,
+            // A question that cannot be judged (its gold fails, its database is unreadable)
+            // earns the error tier, the reward of an answer that taught nothing.
+            Ok(harness_sql::Verdict::NotRunnable(_) | harness_sql::Verdict::GoldFailed(_)) | Err(_) => SqlOutcome::Error,
+        }
+    }
+}
+
+impl Environment for SqlEnv<'_> {
+    fn len(&self) -> usize {
+        self.examples.len()
+    }
+
+    fn prompt(&self, i: usize) -> Vec<i64> {
+        self.examples[i].prompt_ids.clone()
+    }
+
+    fn score(&mut self, i: usize, response: &[i64]) -> Scored {
+        let turn = self.turns.turn(response);
+        let answer = Answer::from_turn(&turn, self.turns.format, "sql", |sql| Some(self.outcome(i, sql)));
+        let reward = rewards::sql(&answer, self.bird);
+        self.turns.scored(&turn, &answer.map(|o| if *o == SqlOutcome::Equal { 1.0 } else { 0.0 }), reward)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Training: DeepRetrieval's PPO (or GRPO) with the retriever's own metric as the reward. The
-//! card's reward family picks the environment (classic IR: BM25 + the paper's NDCG; literature:
-//! the engine's recall tiers); one loop serves them all: run folder, meta, resume, the JSONL log
-//! and progress, checkpoints, curves.
+//! card's reward family picks the environment (classic IR: BM25 or dense + the paper's NDCG;
+//! literature: the engine's recall tiers; evidence seeking: the rank tiers of the first
+//! answer-bearing passage; SQL: execution tiers in the sandbox); one loop serves them all: run
+//! folder, meta, resume, the JSONL log and progress, checkpoints, curves.
 mod env;
 mod plot;
 
@@ -21,7 +22,11 @@ use crate::families::literature;
 use crate::run_dir::{new_run_id, RunDir};
 use crate::context::Bench;
 use crate::spec::CellSpec;
-use env::{prompt_ids, ClassicIrEnv, Example, LiteratureEnv, Target, Turns};
+use env::{prompt_ids, ClassicIrEnv, EvidenceEnv, EvidenceExample, Example, LiteratureEnv, RewardRetriever, SqlEnv, SqlExample, Target, Turns};
+
+/// The paper trains evidence seeking on the top 3,000 passages (its rank tiers end there;
+/// evaluation uses 100).
+const EVIDENCE_REWARD_DEPTH: usize = 3000;
 
 /// Defaults of a training run (the CLI's flag defaults point here).
 pub mod defaults {
@@ -36,7 +41,7 @@ pub mod defaults {
 pub struct TrainSpec {
     pub dataset: String,
     pub split: String,
-    /// The reward's retriever (bm25).
+    /// The reward's retriever: `bm25`, or `dense[:MODEL]` for classic IR.
     pub retriever: String,
     /// Initial policy folder (default: the workspace's SmolLM2-135M-Instruct).
     pub policy: Option<PathBuf>,
@@ -60,6 +65,8 @@ pub struct TrainSpec {
     /// picks `best/`; default: the card's `dev` split when it has one. `best/` is chosen on
     /// it, so it must not be the split a result is reported on.
     pub eval_split: Option<String>,
+    /// Only the first N items of the held-out split (a quick look at a large dev set).
+    pub eval_limit: Option<usize>,
 }
 
 impl Default for TrainSpec {
@@ -78,6 +85,7 @@ impl Default for TrainSpec {
             engine: None,
             tasks: None,
             eval_split: None,
+            eval_limit: None,
         }
     }
 }
@@ -185,30 +193,72 @@ fn differing_fields(prefix: &str, a: &serde_json::Value, b: &serde_json::Value) 
 
 /// Trains as `spec` says.
 pub fn train(bench: &Bench, spec: &TrainSpec) -> Result<TrainOutcome> {
-    if spec.retriever != "bm25" {
-        bail!("harness train supports the bm25 retriever (got '{}')", spec.retriever);
-    }
     let config = resolve_config(spec)?;
     let total_steps = spec.steps.unwrap_or(config.run.total_steps);
     let card = bench.registry.get(&spec.dataset)?.clone();
+    let classic = matches!((card.task.reward, card.loader), (RewardFamily::ClassicIr, LoaderKind::Beir));
+    if spec.retriever != "bm25" && !classic {
+        bail!("--retriever {} applies to classic-IR datasets; '{}' is trained with its own retriever, engine or executor", spec.retriever, card.name);
+    }
     match (card.task.reward, card.loader) {
         (RewardFamily::ClassicIr, LoaderKind::Beir) => train_classic_ir(bench, spec, &config, total_steps, &card),
         (RewardFamily::Literature, LoaderKind::Review) => train_literature(bench, spec, &config, total_steps, &card),
+        (RewardFamily::Evidence, LoaderKind::Beir) => train_evidence(bench, spec, &config, total_steps, &card),
+        (RewardFamily::Sql, LoaderKind::Spider | LoaderKind::Bird) => train_sql(bench, spec, &config, total_steps, &card),
         (reward, loader) => bail!(
-            "harness train covers the classic-ir reward on BEIR-layout datasets and the literature reward on review datasets; '{}' has the {reward:?} reward with the '{}' loader",
+            "harness train covers classic IR and evidence seeking on BEIR-layout datasets, literature on review datasets and SQL on Spider/BIRD; '{}' has the {reward:?} reward with the '{}' loader (open-QA over the 21M DPR passages is evaluated, not trained, here)",
             card.name,
             loader.name()
         ),
     }
 }
 
+/// The reward's retriever over a BEIR-layout corpus: BM25 over `index`, or a dense encoder
+/// with the corpus's cached passage embeddings.
+fn reward_retriever<'a>(bench: &Bench, retriever: &crate::retrieve::RetrieverSpec, dataset: &BeirDataset, index: Option<&'a Bm25Index>) -> Result<RewardRetriever<'a>> {
+    use crate::retrieve::RetrieverSpec;
+    match retriever {
+        RetrieverSpec::Bm25 { params, .. } => {
+            let index = index.context("a BM25 reward needs its index")?;
+            Ok(RewardRetriever::Bm25 { index, searcher: index.searcher(), params: *params })
+        }
+        RetrieverSpec::Dense { model, hnsw: None } => {
+            let docs = dataset.read_corpus()?;
+            let passages: Vec<String> = docs.iter().map(|d| if d.title.is_empty() { d.text.clone() } else { format!("{} {}", d.title, d.text) }).collect();
+            let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+            let mut encoder = harness_retrieval::dense::Encoder::load_with_runtime(model, threads, &bench.workspace.onnxruntime)?;
+            let embeddings = harness_retrieval::dense::passage_embeddings(&bench.workspace.cache, &mut encoder, &dataset.corpus_checksum()?, &passages, 32)?;
+            Ok(RewardRetriever::Dense { encoder: Box::new(encoder), embeddings, doc_ids: docs.into_iter().map(|d| d.id).collect() })
+        }
+        RetrieverSpec::Dense { hnsw: Some(_), .. } => bail!("harness train rewards with bm25 or dense (exact search); hnsw is for evaluation"),
+    }
+}
+
+/// The BM25 index of a BEIR-layout corpus (built once into the cache).
+fn bm25_index(bench: &Bench, dataset: &BeirDataset) -> Result<Bm25Index> {
+    let checksum = dataset.corpus_checksum()?;
+    Ok(Bm25Index::open_or_build(&bench.workspace.cache, &checksum, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
+        let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+        let n = docs.len();
+        Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
+    })?)
+}
+
+/// `items` cut to the spec's `eval_limit`.
+fn eval_limited<T>(spec: &TrainSpec, mut items: Vec<T>) -> Vec<T> {
+    if let Some(n) = spec.eval_limit {
+        items.truncate(n);
+    }
+    items
+}
+
 /// Examples of a classic-IR split: the card's wording in the model's chat format, assistant
 /// turn pre-filled; one example per qrels row for single-target datasets (the paper's SciFact
 /// training data), else one per query with its graded rows.
-fn classic_ir_examples(dataset: &BeirDataset, card: &Card, split: &str, text: &PolicyText, reasoning: bool) -> Result<Vec<Example>> {
+fn classic_ir_examples(dataset: &BeirDataset, card: &Card, split: &str, text: &PolicyText, reasoning: bool, dense: bool) -> Result<Vec<Example>> {
     let (queries, qrels) = dataset.split_queries(split)?;
     let prompts = harness_baselines::Prompts::new();
-    let task_of = crate::methods::query_task(card, "sparse")?;
+    let task_of = crate::methods::query_task(card, if dense { "dense" } else { "sparse" })?;
     let text_of: std::collections::HashMap<&str, &harness_core::Query> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
     let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
     let mut examples = Vec::new();
@@ -239,34 +289,131 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
     let dataset = BeirDataset::new(card.clone(), dir);
     let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
     let reasoning = config.run.reasoning;
-    let examples = classic_ir_examples(&dataset, card, &spec.split, &text, reasoning)?;
+    let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
+    let hnsw = harness_retrieval::dense::HnswParams::default();
+    let retriever = crate::retrieve::RetrieverSpec::parse(&spec.retriever, params, DocFields::Flat, hnsw, &bench.workspace.default_encoder())?;
+    let dense = matches!(retriever, crate::retrieve::RetrieverSpec::Dense { .. });
+    let examples = classic_ir_examples(&dataset, card, &spec.split, &text, reasoning, dense)?;
     let held_out = match (config.run.eval_every, eval_split(spec, card)) {
         (0, _) | (_, None) => None,
-        (_, Some(split)) => Some((classic_ir_examples(&dataset, card, &split, &text, reasoning)?, split)),
+        (_, Some(split)) => Some((eval_limited(spec, classic_ir_examples(&dataset, card, &split, &text, reasoning, dense)?), split)),
     };
     let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
 
+    let index = if dense { None } else { Some(bm25_index(bench, &dataset)?) };
+    let env_of = |examples: Vec<Example>| -> Result<ClassicIrEnv<'_>> {
+        Ok(ClassicIrEnv {
+            examples,
+            retriever: reward_retriever(bench, &retriever, &dataset, index.as_ref())?,
+            depth: config.run.reward_depth,
+            turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()),
+        })
+    };
+    let mut env = env_of(examples)?;
+    let mut eval_env = held_out.map(|(examples, split)| env_of(examples).map(|e| (split, e))).transpose()?;
+    let details = serde_json::json!({
+        "retriever": if dense {
+            serde_json::json!({"name": retriever.label(), "search": "exact inner product over the cached passage embeddings; queries encoded per rollout", "reward_depth": config.run.reward_depth})
+        } else {
+            serde_json::json!({"name": retriever.label(), "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth})
+        },
+        "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
+        "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
+    });
+    let eval = eval_env.as_mut().map(|(split, e)| (split.clone(), e as &mut dyn Environment));
+    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
+}
+
+fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
+    let dir = bench.registry.require_offline(card)?;
+    let dataset = BeirDataset::new(card.clone(), dir);
+    let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
+    let reasoning = config.run.reasoning;
+    let hit_k: usize = card
+        .paper_metric
+        .strip_prefix("hit.")
+        .and_then(|k| k.parse().ok())
+        .with_context(|| format!("card '{}': an evidence-seeking card's paper_metric is hit.K (got '{}')", card.name, card.paper_metric))?;
+    let answers = dataset.read_answers()?;
+    let prompts = harness_baselines::Prompts::new();
+    let task_of = crate::methods::query_task(card, "sparse")?;
+    let examples_of = |split: &str| -> Result<Vec<EvidenceExample>> {
+        let (queries, _) = dataset.split_queries(split)?;
+        let examples = queries
+            .iter()
+            .filter_map(|q| answers.get(&q.id).filter(|a| !a.is_empty()).map(|a| (q, a)))
+            .map(|(q, a)| {
+                Ok(EvidenceExample {
+                    prompt_ids: prompt_ids(&text, &prompts, &task_of(q), reasoning)?,
+                    question: q.text.clone(),
+                    answers: a.iter().map(|s| harness_core::answers::dpr_tokens(s)).collect(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(!examples.is_empty(), "split '{split}' of {} has no questions with answer strings", card.name);
+        Ok(examples)
+    };
+    let examples = examples_of(&spec.split)?;
+    let held_out = match (config.run.eval_every, eval_split(spec, card)) {
+        (0, _) | (_, None) => None,
+        (_, Some(split)) => Some((eval_limited(spec, examples_of(&split)?), split)),
+    };
+    // Answers are looked for in the passage text, as the eval path does (title not searched).
+    let passages: std::collections::HashMap<String, Vec<String>> =
+        dataset.read_corpus()?.into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
     let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
-    let checksum = dataset.corpus_checksum()?;
-    let index = Bm25Index::open_or_build(&bench.workspace.cache, &checksum, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
-        let docs = dataset.read_corpus().map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-        let n = docs.len();
-        Ok((n, docs.into_iter().map(|d| Ok(Document { id: d.id, title: d.title, text: d.text }))))
-    })?;
-    let env_of = |examples: Vec<Example>| ClassicIrEnv {
+    let index = bm25_index(bench, &dataset)?;
+    let squad = card.task.squad_tiers;
+    let env_of = |examples: Vec<EvidenceExample>| EvidenceEnv {
         examples,
-        index: &index,
-        searcher: index.searcher(),
-        params,
-        depth: config.run.reward_depth,
+        retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params },
+        passages: passages.clone(),
+        depth: EVIDENCE_REWARD_DEPTH,
+        hit_k,
+        squad,
         turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()),
     };
     let mut env = env_of(examples);
     let mut eval_env = held_out.map(|(examples, split)| (split, env_of(examples)));
     let details = serde_json::json!({
-        "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": config.run.reward_depth},
-        "reward": "harness_core::rewards::classic_ir (0.1 + NDCG when > 0; 0 well-formed; -2 malformed)",
-        "ndcg": if single { "paper single-target (one example per qrels row)" } else { "paper graded (qrels-order ideal)" },
+        "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": EVIDENCE_REWARD_DEPTH},
+        "reward": format!("harness_core::rewards::evidence_seeking (format +1/-4; rank tiers <=5: 5, <=20: 4, <=50: 2, <=100: 1, <=1000: 0.5, <=3000: 0.1; {})", if squad { "SQuAD: miss -2.5, error -3" } else { "miss -3.5, error -4" }),
+        "metric": format!("hit.{hit_k} (a top-{hit_k} passage's text holds an answer, DPR has_answers)"),
+    });
+    let eval = eval_env.as_mut().map(|(split, e)| (split.clone(), e as &mut dyn Environment));
+    train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
+}
+
+fn train_sql(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
+    let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
+    let reasoning = config.run.reasoning;
+    let prompts = harness_baselines::Prompts::new();
+    let timeout = std::time::Duration::from_secs_f64(crate::spec::defaults::SQL_TIMEOUT_SECS);
+    let options = harness_sql::ExOptions { mode: harness_sql::ExMode::Dr, limits: harness_sql::ExecLimits { timeout, ..Default::default() }, ..Default::default() };
+    let bird = card.loader == LoaderKind::Bird;
+    let env_of = |split: &str, limit: bool| -> Result<SqlEnv<'_>> {
+        let loaded = crate::families::sql::load_split(bench, card, split, None)?;
+        let questions = if limit { eval_limited(spec, loaded.questions) } else { loaded.questions };
+        let schemas = crate::families::sql::schemas(&questions, &loaded.db_dir);
+        let tasks = crate::families::sql::sql_tasks(&questions, &schemas);
+        // Questions whose database is missing cannot be rewarded: left out.
+        let examples = questions
+            .iter()
+            .filter_map(|q| tasks.get(&q.index.to_string()).map(|task| (q, task)))
+            .map(|(q, task)| Ok(SqlExample { prompt_ids: prompt_ids(&text, &prompts, task, reasoning)?, db_id: q.db_id.clone(), gold_sql: q.gold_sql.clone() }))
+            .collect::<Result<Vec<_>>>()?;
+        anyhow::ensure!(!examples.is_empty(), "split '{split}' of {} has no question with its database in {}", card.name, loaded.db_dir.display());
+        Ok(SqlEnv { examples, judge: harness_sql::Judge::new(&loaded.db_dir, options.clone())?, bird, turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()) })
+    };
+    let mut env = env_of(&spec.split, false)?;
+    let mut eval_env = match (config.run.eval_every, eval_split(spec, card)) {
+        (0, _) | (_, None) => None,
+        (_, Some(split)) => Some((split.clone(), env_of(&split, true)?)),
+    };
+    let details = serde_json::json!({
+        "executor": {"mode": "dr (set equality of result rows, as the paper)", "timeout_secs": timeout.as_secs_f64(), "sandbox": "read-only SQLite, one statement, row and memory caps"},
+        "reward": format!("harness_core::rewards::sql (format +0.1/-2; equal results 1.1; {})", if bird { "executes but differs 0.4 (BIRD)" } else { "differs or fails 0" }),
+        "metric": "execution accuracy (dr mode)",
     });
     let eval = eval_env.as_mut().map(|(split, e)| (split.clone(), e as &mut dyn Environment));
     train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
