@@ -235,19 +235,28 @@ fn dpr_passages_path_streams_and_agrees_with_the_beir_path() {
 /// `harness train` end to end on the setup's SmolLM2 (LoRA, 2 prompts, 8 tokens): the JSONL log
 /// with its length fields, checkpoints with a loadable policy, the curves, and `--resume`
 /// repeating the uninterrupted run's next step.
+/// A tiny training config: LoRA, 8 response tokens, no reasoning, greedy held-out evaluation
+/// every `eval_every` steps (0: none).
+fn tiny_config(path: &Path, algorithm: &str, batch_size: usize, group_size: usize, temperature: f64, eval_every: u64, lora_rank: usize) {
+    std::fs::write(
+        path,
+        format!(
+            "[run]\ntotal_steps = 2\nsave_every = 1\neval_every = {eval_every}\nreasoning = false\nreward_depth = 50\n\
+             [ppo]\nalgorithm = \"{algorithm}\"\nactor_lr = 1e-4\ncritic_lr = 1e-4\nweight_decay = 0.0\nbatch_size = {batch_size}\n\
+             mini_batch_size = 2\nppo_epochs = 1\nclip_ratio = 0.2\nvalue_clip = 0.5\nentropy_coeff = 0.001\n\
+             kl_coef = 0.001\ngamma = 1.0\nlambda = 1.0\ngrad_clip = 1.0\ntemperature = {temperature:?}\nmax_response_tokens = 8\n\
+             group_size = {group_size}\nseed = 5\n[lora]\nrank = {lora_rank}\nalpha = {:?}\n",
+            2.0 * lora_rank as f64
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn train_logs_checkpoints_and_resumes_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("tiny.toml");
-    std::fs::write(
-        &config,
-        "[run]\ntotal_steps = 2\nsave_every = 1\nreasoning = false\nreward_depth = 50\n\
-         [ppo]\nalgorithm = \"ppo\"\nactor_lr = 1e-4\ncritic_lr = 1e-4\nweight_decay = 0.0\nbatch_size = 2\n\
-         mini_batch_size = 2\nppo_epochs = 1\nclip_ratio = 0.2\nvalue_clip = 0.5\nentropy_coeff = 0.001\n\
-         kl_coef = 0.001\ngamma = 1.0\nlambda = 1.0\ngrad_clip = 1.0\ntemperature = 0.6\nmax_response_tokens = 8\n\
-         group_size = 1\nseed = 5\n[lora]\nrank = 4\nalpha = 8.0\n",
-    )
-    .unwrap();
+    tiny_config(&config, "ppo", 2, 1, 0.6, 0, 4);
     let cache = tmp.path().join("cache");
     let full = tmp.path().join("full");
     let args = |out: &Path| -> Vec<String> {
@@ -318,15 +327,7 @@ fn train_logs_checkpoints_and_resumes_from_the_command_line() {
 fn literature_training_evaluates_held_out_and_exports_an_adapter() {
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("tiny.toml");
-    std::fs::write(
-        &config,
-        "[run]\ntotal_steps = 2\nsave_every = 1\neval_every = 2\nreasoning = false\nreward_depth = 50\n\
-         [ppo]\nalgorithm = \"grpo\"\nactor_lr = 1e-4\ncritic_lr = 1e-4\nweight_decay = 0.0\nbatch_size = 1\n\
-         mini_batch_size = 2\nppo_epochs = 1\nclip_ratio = 0.2\nvalue_clip = 0.5\nentropy_coeff = 0.001\n\
-         kl_coef = 0.001\ngamma = 1.0\nlambda = 1.0\ngrad_clip = 1.0\ntemperature = 1.0\nmax_response_tokens = 8\n\
-         group_size = 2\nseed = 5\n[lora]\nrank = 2\nalpha = 4.0\n",
-    )
-    .unwrap();
+    tiny_config(&config, "grpo", 1, 2, 1.0, 2, 2);
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("run");
     let o = harness(
@@ -743,4 +744,137 @@ fn report_page_renders_in_headless_chromium() {
     assert_eq!(attr("figures"), figures);
     assert_eq!(attr("broken-figures"), 0, "a chart did not load");
     assert!(attr("rows") > 40);
+}
+
+/// The SQL and evidence-seeking rewards from the command line: two GRPO steps each on Spider
+/// train (the sandboxed execution reward) and the squad-paragraphs train half (the SQuAD rank
+/// tiers at depth 3,000), every step's reward in the log within its family's range, and the
+/// held-out original query of squad-paragraphs equal to `harness eval`'s Hit@5.
+#[test]
+fn sql_and_evidence_rewards_train_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("tiny.toml");
+    tiny_config(&config, "grpo", 1, 2, 1.0, 2, 2);
+    let cache = tmp.path().join("cache");
+    for (dataset, lowest, highest) in [("spider", -2.0, 1.1), ("squad-paragraphs", -4.0, 6.0)] {
+        let out = tmp.path().join(dataset);
+        let o = harness(
+            &["train", "--dataset", dataset, "--steps", "2", "--eval-limit", "4", "--config", config.to_str().unwrap(), "--device", "cpu", "--out", out.to_str().unwrap()],
+            &cache,
+        );
+        assert!(o.status.success(), "{dataset}: {}", stderr(&o));
+        let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("log.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(log.len(), 2, "{dataset}");
+        for step in &log {
+            let reward = step["reward_mean"].as_f64().unwrap();
+            assert!((lowest..=highest).contains(&reward), "{dataset}: reward {reward}");
+            assert!((0.0..=1.0).contains(&step["metric_mean"].as_f64().unwrap()));
+        }
+        let evals: Vec<serde_json::Value> = std::fs::read_to_string(out.join("eval.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!((evals[0]["split"].as_str(), evals[0]["items"].as_u64()), (Some("dev"), Some(4)), "{dataset}");
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+        assert!(meta["task"]["reward"].as_str().unwrap().contains(if dataset == "spider" { "rewards::sql" } else { "SQuAD: miss -2.5" }), "{}", meta["task"]);
+    }
+    // The environment's original query is the eval path's: Hit@5 over the same 4 dev questions.
+    let eval = tmp.path().join("squad-eval");
+    let o = harness(&["eval", "--dataset", "squad-paragraphs", "--split", "dev", "--limit", "4", "--out", eval.to_str().unwrap(), "--quiet"], &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let evals: Vec<serde_json::Value> = std::fs::read_to_string(tmp.path().join("squad-paragraphs/eval.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(evals[0]["original_metric_mean"].as_f64().unwrap(), csv_value(&eval.join("table.csv"), "hit_5"));
+    // A retriever that does not apply to the family is refused before any work.
+    let o = harness(&["train", "--dataset", "spider", "--retriever", "dense", "--device", "cpu"], &cache);
+    assert!(!o.status.success() && stderr(&o).contains("applies to classic-IR datasets"), "{}", stderr(&o));
+}
+
+/// A free loopback port (bound, read, released: the server binds it next).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A model writes SQL: `llm:default` and `api:` against `harness serve` on loopback, each
+/// scored in both execution modes with every answer's format outcome; then one table stacks a
+/// SciFact, a literature and a Spider run.
+#[test]
+fn models_write_sql_locally_and_through_serve_and_one_table_stacks_three_families() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let check = |out: &Path, method: &str| {
+        let table = out.join("table.csv");
+        for column in ["ex_dr", "ex_test_suite"] {
+            assert!((0.0..=1.0).contains(&csv_value(&table, column)), "{column}");
+        }
+        assert_eq!(csv_value(&table, "queries"), 3.0);
+        assert!(csv_value(&table, "wall_s") > 0.0);
+        let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+        assert_eq!(meta["method"], method);
+        let formats = meta["format_outcomes"].as_object().unwrap();
+        assert_eq!(formats.values().map(|v| v.as_u64().unwrap()).sum::<u64>(), 3, "{formats:?}");
+        assert!(meta["timings"]["wall"]["generation_seconds"].as_f64().unwrap() > 0.0);
+        let rewrites = std::fs::read_to_string(out.join("rewrites.jsonl")).unwrap();
+        assert_eq!(rewrites.lines().count(), 3);
+    };
+    let spider = tmp.path().join("spider");
+    let common = ["--dataset", "spider", "--limit", "3", "--no-reasoning", "--max-new-tokens", "24", "--device", "cpu", "--quiet"];
+    let mut args = vec!["eval", "--method", "llm:default", "--out", spider.to_str().unwrap()];
+    args.extend(common);
+    let o = harness(&args, &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check(&spider, "llm:smollm2-135m-instruct,no-reasoning");
+
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["serve", "--port", &port.to_string(), "--max-new-tokens", "24", "--device", "cpu"])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 60, "harness serve did not listen on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let api = tmp.path().join("api");
+    let mut args = vec!["eval", "--method", "api:smollm2-135m-instruct", "--out", api.to_str().unwrap()];
+    args.extend(common);
+    let o = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(&args)
+        .env("HARNESS_CACHE_DIR", &cache)
+        .env("HARNESS_API_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+        .output()
+        .unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    check(&api, "api:smollm2-135m-instruct,no-reasoning");
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(api.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["method_report"]["requests_sent"], 3);
+
+    let scifact = tmp.path().join("scifact");
+    let literature = tmp.path().join("literature");
+    for (dataset, out) in [("scifact", &scifact), ("literature", &literature)] {
+        let o = harness(&["eval", "--dataset", dataset, "--limit", "3", "--out", out.to_str().unwrap(), "--quiet"], &cache);
+        assert!(o.status.success(), "{dataset}: {}", stderr(&o));
+    }
+    let stacked = tmp.path().join("stacked");
+    let o = harness(
+        &["tables", "--run", scifact.to_str().unwrap(), "--run", literature.to_str().unwrap(), "--run", spider.to_str().unwrap(), "--out", stacked.to_str().unwrap()],
+        &cache,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wide = std::fs::read_to_string(stacked.join("table.csv")).unwrap();
+    assert_eq!(wide.lines().count(), 4, "{wide}");
+    let header = wide.lines().next().unwrap();
+    for column in ["ndcg_cut_10", "recall_3000", "ex_dr", "ex_test_suite", "wall_s"] {
+        assert!(header.contains(column), "{column} missing: {header}");
+    }
+    let long = std::fs::read_to_string(stacked.join("long.csv")).unwrap();
+    for dataset in ["scifact", "literature", "spider"] {
+        assert!(long.lines().any(|l| l.starts_with(&format!("{dataset},"))), "{dataset} missing from long.csv");
+    }
+    // One wide view per family, with that family's measures only.
+    let sql = std::fs::read_to_string(stacked.join("table.sql.csv")).unwrap();
+    assert_eq!(sql.lines().count(), 2);
+    assert!(sql.lines().next().unwrap().contains("ex_dr") && !sql.contains("ndcg_cut_10"), "{sql}");
+    let classic = std::fs::read_to_string(stacked.join("table.classic-ir.csv")).unwrap();
+    assert!(classic.contains("ndcg_cut_10") && !classic.contains("ex_dr"), "{classic}");
+    assert!(stacked.join("table.literature.parquet").is_file());
 }

@@ -104,7 +104,9 @@ fn tiny_dataset(root: &Path) -> (PathBuf, PathBuf) {
         cards.join("tiny.toml"),
         "name = 'tiny'\ntitle = 'tiny'\nfamily = 'classic-ir'\nloader = 'beir'\nlicense = 'x'\ndescription = 'test'\n\
          paper_metric = 'ndcg_cut.10'\nmeasures = ['ndcg_cut.10']\ndepth = 100\ndefault_split = 'test'\n\
-         [files]\ncorpus = 'corpus.jsonl'\nqueries = 'queries.jsonl'\n[splits.test]\nqrels = 'qrels/test.tsv'\n",
+         [files]\ncorpus = 'corpus.jsonl'\nqueries = 'queries.jsonl'\n[splits.test]\nqrels = 'qrels/test.tsv'\n\
+         [splits.train]\nqrels = 'qrels/test.tsv'\n[task]\nprompt = 'classic-ir'\nreward = 'classic-ir'\n\
+         input = 'scientific claim'\ngoal = 'that support or refute it'\n",
     )
     .unwrap();
     (root.join("data"), cards)
@@ -189,4 +191,52 @@ fn scifact_minilm_quality_and_hnsw_recall() {
     let total: usize = exact.values().map(Vec::len).sum();
     let recall = found as f64 / total as f64;
     assert!(recall >= 0.99, "HNSW recall@10 against exact search: {recall}");
+}
+
+/// `harness train --retriever dense`: the reward searches the cached passage embeddings with
+/// each rollout's query encoded as it comes; two GRPO steps on the tiny set log their rewards,
+/// and the held-out original query's NDCG is measured with the same dense retriever.
+#[test]
+fn training_rewards_with_the_dense_retriever() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cards) = tiny_dataset(tmp.path());
+    let config = tmp.path().join("tiny.toml");
+    std::fs::write(
+        &config,
+        "[run]\ntotal_steps = 2\nsave_every = 2\neval_every = 2\nreasoning = false\nreward_depth = 10\n\
+         [ppo]\nalgorithm = \"grpo\"\nactor_lr = 1e-4\ncritic_lr = 1e-4\nweight_decay = 0.0\nbatch_size = 1\n\
+         mini_batch_size = 2\nppo_epochs = 1\nclip_ratio = 0.2\nvalue_clip = 0.5\nentropy_coeff = 0.001\n\
+         kl_coef = 0.001\ngamma = 1.0\nlambda = 1.0\ngrad_clip = 1.0\ntemperature = 1.0\nmax_response_tokens = 8\n\
+         group_size = 2\nseed = 5\n[lora]\nrank = 2\nalpha = 4.0\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("run");
+    let o = harness()
+        .args(["train", "--dataset", "tiny", "--retriever", "dense", "--eval-split", "test", "--eval-limit", "3", "--device", "cpu", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .env("HARNESS_DATA_DIR", &data)
+        .env("HARNESS_CARDS_DIR", &cards)
+        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("log.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|s| (-2.0..=1.1).contains(&s["reward_mean"].as_f64().unwrap())));
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert!(meta["task"]["retriever"]["name"].as_str().unwrap().starts_with("dense-exact("), "{}", meta["task"]);
+    let evals: Vec<serde_json::Value> = std::fs::read_to_string(out.join("eval.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let original = evals[0]["original_metric_mean"].as_f64().unwrap();
+    assert!(original > 0.0 && original <= 1.0, "{original}");
+    // hnsw is for evaluation; the reward is exact search.
+    let o = harness()
+        .args(["train", "--dataset", "tiny", "--retriever", "hnsw", "--device", "cpu"])
+        .env("HARNESS_DATA_DIR", &data)
+        .env("HARNESS_CARDS_DIR", &cards)
+        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("hnsw is for evaluation"), "{}", String::from_utf8_lossy(&o.stderr));
 }

@@ -141,7 +141,7 @@ fn main() {
         Command::Serve(args) => serve::run(args, root),
         Command::Train(args) => train::run(args, root),
         Command::ExportAdapter(args) => train::export_adapter(args, root),
-        Command::Tables(args) => tables::run(args),
+        Command::Tables(args) => tables::run(args, root),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };
     if let Err(e) = result {
