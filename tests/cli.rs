@@ -100,13 +100,17 @@ fn scifact_bm25_matches_pyserini_flat_and_writes_every_output() {
     assert!(!stdout(&again).contains("index built"), "index should come from the cache");
 }
 
-/// Table 1's spec without its local-model cells (minutes of generation; the README's
-/// `reproduce --table 1` runs them, `regress` checks the trained one), written to `dir`.
-fn table1_without_models(dir: &Path) -> std::path::PathBuf {
+/// Table `n`'s spec without its slow cells, written to `dir`: local-model cells (minutes of
+/// generation; the README's `reproduce --table 1` runs them, `regress` checks the trained one),
+/// dense cells and the `[cost]` section (the last section of a spec: encoding a corpus from
+/// scratch; tests/dense.rs runs both on a small corpus).
+fn table_without_slow_cells(dir: &Path, n: u32) -> std::path::PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(root.join("results/tables/table1.toml")).unwrap();
-    let kept: Vec<&str> = text.split("[[cell]]").filter(|block| !block.contains("method = \"llm:") && !block.contains("method = \"checkpoint:")).collect();
-    let path = dir.join("table1.toml");
+    let text = std::fs::read_to_string(root.join(format!("results/tables/table{n}.toml"))).unwrap();
+    let text = text.split_once("\n[cost]").map_or(text.as_str(), |(before, _)| before);
+    let slow = ["method = \"llm:", "method = \"checkpoint:", "retriever = \"dense\"", "retriever = \"hnsw\""];
+    let kept: Vec<&str> = text.split("[[cell]]").filter(|block| !slow.iter().any(|s| block.contains(s))).collect();
+    let path = dir.join(format!("table{n}.toml"));
     std::fs::write(&path, kept.join("[[cell]]")).unwrap();
     path
 }
@@ -115,7 +119,7 @@ fn table1_without_models(dir: &Path) -> std::path::PathBuf {
 fn reproduce_table_1_marks_every_cell() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("t1");
-    let spec = table1_without_models(tmp.path());
+    let spec = table_without_slow_cells(tmp.path(), 1);
     let o = Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(["reproduce", "--table", "1", "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()])
         .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
@@ -156,7 +160,8 @@ fn reproduce_tables_2_to_4_put_our_cells_beside_the_papers() {
     let tmp = tempfile::tempdir().unwrap();
     for (table, measured, not_run) in [(2, 2, 0), (3, 4, 0), (4, 2, 1)] {
         let out = tmp.path().join(format!("t{table}"));
-        let o = harness(&["reproduce", "--table", &table.to_string(), "--out", out.to_str().unwrap()], &tmp.path().join("cache"));
+        let spec = table_without_slow_cells(tmp.path(), table);
+        let o = harness(&["reproduce", "--table", &table.to_string(), "--spec", spec.to_str().unwrap(), "--out", out.to_str().unwrap()], &tmp.path().join("cache"));
         assert!(o.status.success(), "table {table}: {}", stderr(&o));
         let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
         let ours: Vec<&str> = csv.lines().filter(|l| l.starts_with("ours,")).collect();
@@ -179,6 +184,11 @@ fn reproduce_tables_2_to_4_put_our_cells_beside_the_papers() {
     // Table 4's BIRD cell says why it cannot run.
     let t4 = std::fs::read_to_string(tmp.path().join("t4/table.csv")).unwrap();
     assert!(t4.contains("dev_databases"), "{t4}");
+    // Table 2's field anchors are Pyserini's, and say so.
+    let t2 = std::fs::read_to_string(tmp.path().join("t2/table.csv")).unwrap();
+    let pyserini: Vec<&str> = t2.lines().filter(|l| l.contains("Pyserini BM25 (0.9, 0.4), original question")).collect();
+    assert_eq!(pyserini.len(), 6, "{t2}");
+    assert!(pyserini.iter().all(|l| l.contains("Pyserini (docs/paper-notes.md §3")), "{t2}");
 }
 
 #[test]

@@ -240,3 +240,48 @@ fn training_rewards_with_the_dense_retriever() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("hnsw is for evaluation"), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A reproduce spec with a dense cell and a `[cost]` section: the dense cell measured, and the
+/// cost rows (BM25, exact dense, HNSW: build and query seconds, ratios to BM25) in the long
+/// table beside the paper's figures, labelled as the paper's.
+#[test]
+fn reproduce_runs_dense_cells_and_the_cost_section() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, cards) = tiny_dataset(tmp.path());
+    let spec = tmp.path().join("spec.toml");
+    std::fs::write(
+        &spec,
+        "table = 9\ntitle = 'tiny'\nmetric = 'ndcg (x100)'\npaper_source = 'docs/paper-notes.md §8'\ncolumns = ['tiny']\n\
+         [[cell]]\nlabel = 'dense'\ndataset = 'tiny'\nsplit = 'test'\nmethod = 'original'\nretriever = 'dense'\n\
+         measure = 'ndcg_cut.10'\nscale = 100.0\n\
+         [cost]\ndataset = 'tiny'\npaper = { bm25_s = 352.0, dense_s = 12232.0, dense_vs_bm25 = 34.75 }\npaper_note = 'FEVER'\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let o = harness()
+        .args(["reproduce", "--spec"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .env("HARNESS_DATA_DIR", &data)
+        .env("HARNESS_CARDS_DIR", &cards)
+        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Cost (build from scratch"), "{}", String::from_utf8_lossy(&o.stdout));
+    let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("ours,") && l.contains("measured (run ")).count(), 1, "{csv}");
+    let cost: Vec<&str> = csv.lines().filter(|l| l.starts_with("cost,")).collect();
+    for retriever in ["bm25(", "dense-exact(", "hnsw("] {
+        for figure in [",build_s,", ",query_s,", ",query_vs_bm25,", ",ndcg_cut_10,"] {
+            assert_eq!(cost.iter().filter(|l| l.contains(retriever) && l.contains(figure)).count(), 1, "{retriever} {figure}: {csv}");
+        }
+    }
+    let bm25_ratio = cost.iter().find(|l| l.contains("bm25(") && l.contains(",query_vs_bm25,")).unwrap();
+    assert!(bm25_ratio.contains(",1.0,"), "{bm25_ratio}");
+    let paper: Vec<&str> = csv.lines().filter(|l| l.starts_with("paper-cost,")).collect();
+    assert_eq!(paper.len(), 3, "{csv}");
+    assert!(paper.iter().all(|l| l.contains("paper (docs/paper-notes.md §8)")), "{csv}");
+    assert!(out.join("cost/cost.csv").is_file());
+}

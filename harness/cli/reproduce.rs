@@ -39,6 +39,14 @@ pub fn run(args: ReproduceArgs, root: Option<PathBuf>) -> Result<()> {
         let value = c.value.map(|v| format!("{v:.2}")).unwrap_or_else(|| "—".into());
         println!("  {value}  {} [{}]: {}", c.metric, c.source, c.note);
     }
+    match &r.cost {
+        Some(Ok(cost)) => {
+            println!("Cost (build from scratch and query wall-clock, seconds; ratios to BM25):");
+            println!("{}", harness_report::display(cost));
+        }
+        Some(Err(why)) => println!("Cost: not run: {why}"),
+        None => {}
+    }
     println!("written to {} (table.*, side_by_side.*, chart.svg)", r.out.display());
     Ok(())
 }

@@ -37,6 +37,39 @@ struct Spec {
     row: Vec<PaperRow>,
     #[serde(default)]
     cell: Vec<Cell>,
+    /// A wall-clock comparison of retrievers run with the table (`harness cost`).
+    #[serde(default)]
+    cost: Option<CostSection>,
+}
+
+/// `[cost]`: build and query wall-clock of BM25, exact dense and HNSW on one dataset, from
+/// scratch, beside the paper's own timing comparison (its numbers, labelled as its).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CostSection {
+    dataset: String,
+    #[serde(default)]
+    split: Option<String>,
+    /// Dense model folder or `minilm`.
+    #[serde(default = "minilm")]
+    model: String,
+    /// Search threads.
+    #[serde(default = "one_thread")]
+    threads: usize,
+    /// The paper's figures: name (`bm25_s`, `dense_s`, `dense_vs_bm25`) to value.
+    #[serde(default)]
+    paper: BTreeMap<String, f64>,
+    /// What the paper's figures were measured on, and how sure they are.
+    #[serde(default)]
+    paper_note: String,
+}
+
+fn minilm() -> String {
+    "minilm".into()
+}
+
+fn one_thread() -> usize {
+    1
 }
 
 #[derive(Deserialize)]
@@ -54,6 +87,10 @@ struct PaperRow {
     /// This row's grade when not the table's.
     #[serde(default)]
     grade: Option<String>,
+    /// Who published the numbers when not the paper (a field anchor such as Pyserini's BM25
+    /// in the paper's setting): the source then names them instead of the paper.
+    #[serde(default)]
+    published_by: Option<String>,
 }
 
 /// A measured cell of a table: what it shows and where, plus the eval settings (a flattened
@@ -180,6 +217,9 @@ pub struct OurCell {
 
 /// A reproduced table.
 pub struct Reproduction {
+    /// The `[cost]` comparison when the table has one (retriever, build_s, query_s, ratios,
+    /// the measure), or why it did not run.
+    pub cost: Option<Result<DataFrame, String>>,
     pub table: u32,
     pub title: String,
     pub paper_source: String,
@@ -246,7 +286,12 @@ pub fn paper_table(path: &std::path::Path) -> Result<PaperTable> {
             }
             let values = spec.columns.iter().map(|c| r.paper.get(c).copied()).collect();
             let grade = if r.approximate { "figure".to_string() } else { r.grade.clone().unwrap_or_else(|| if spec.grade.is_empty() { "not stated".into() } else { spec.grade.clone() }) };
-            (r.model.clone(), values, r.source.clone().unwrap_or_else(|| spec.paper_source.clone()), grade)
+            let source = r.source.clone().unwrap_or_else(|| spec.paper_source.clone());
+            let source = match &r.published_by {
+                Some(by) => format!("{by}: {source}"),
+                None => source,
+            };
+            (r.model.clone(), values, source, grade)
         })
         .collect();
     let cells = spec
@@ -335,6 +380,13 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
     }
 
     compare_with_baselines(&spec, &scores, &mut measured);
+    let (cost_rows, cost) = match &spec.cost {
+        Some(section) => {
+            let (rows, table) = run_cost(bench, section, &out);
+            (rows, Some(table))
+        }
+        None => (Vec::new(), None),
+    };
 
     let mut rows = Vec::new();
     for r in &spec.row {
@@ -357,7 +409,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
                 system: r.model.clone(),
                 metric: spec.metric.clone(),
                 value: r.paper.get(col).copied(),
-                source: format!("paper ({})", r.source.as_deref().unwrap_or(&spec.paper_source)),
+                source: format!("{} ({})", r.published_by.as_deref().unwrap_or("paper"), r.source.as_deref().unwrap_or(&spec.paper_source)),
                 note,
                 approximate: r.approximate,
                 wall_s: None,
@@ -367,6 +419,7 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
     }
     let side = side_by_side(&spec, &measured, &bench.invocation)?;
     rows.extend(measured.into_iter().map(|(_, row)| row));
+    rows.extend(cost_rows);
 
     let long = frame(&rows)?;
     harness_report::write_all_formats(&long, &out, "table")?;
@@ -396,7 +449,57 @@ pub fn reproduce(bench: &Bench, spec_path: &std::path::Path, out: Option<&std::p
         .filter(|r| r.section == "ours")
         .map(|r| OurCell { value: r.value, metric: r.metric.clone(), source: r.source.clone(), note: r.note.clone() })
         .collect();
-    Ok(Reproduction { table: spec.table, title: spec.title, paper_source: spec.paper_source, long, side_by_side: side, not_run, ours, out })
+    Ok(Reproduction { cost, table: spec.table, title: spec.title, paper_source: spec.paper_source, long, side_by_side: side, not_run, ours, out })
+}
+
+/// Runs the `[cost]` section into `out/cost` and returns its rows of the long table (section
+/// `cost`: ours per retriever and figure; `paper-cost`: the paper's figures) and the comparison
+/// table, or why it did not run (a row that says so).
+fn run_cost(bench: &Bench, section: &CostSection, out: &std::path::Path) -> (Vec<LongRow>, Result<DataFrame, String>) {
+    let row = |section: &str, dataset: &str, system: &str, metric: &str, value: Option<f64>, source: &str, note: &str| LongRow {
+        section: section.into(),
+        dataset: dataset.into(),
+        system: system.into(),
+        metric: metric.into(),
+        value,
+        source: source.into(),
+        note: note.into(),
+        approximate: false,
+        wall_s: None,
+        versus: None,
+    };
+    let mut rows: Vec<LongRow> = section
+        .paper
+        .iter()
+        .map(|(name, v)| row("paper-cost", "", name, name, Some(*v), "paper (docs/paper-notes.md §8)", &section.paper_note))
+        .collect();
+    let job = crate::cost::CostJob { dataset: section.dataset.clone(), split: section.split.clone(), model: section.model.clone(), threads: section.threads, out: Some(out.join("cost")) };
+    match crate::cost::run(bench, &job) {
+        Ok(outcome) => {
+            let dataset = format!("{}/{}", section.dataset, outcome.split);
+            let note = format!("{} queries over {} documents, {} search thread(s); build from scratch; files: {}", outcome.queries, outcome.documents, section.threads, outcome.out.display());
+            let source = format!("measured (run {})", outcome.out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+            let names: Vec<String> = outcome.table.get_column_names().iter().map(|n| n.to_string()).collect();
+            let retrievers: Vec<String> = (0..outcome.table.height())
+                .map(|i| match outcome.table.column("retriever").ok().and_then(|c| c.get(i).ok()) {
+                    Some(polars::prelude::AnyValue::String(s)) => s.to_string(),
+                    Some(other) => other.to_string(),
+                    None => String::new(),
+                })
+                .collect();
+            for (i, retriever) in retrievers.iter().enumerate() {
+                for name in names.iter().filter(|n| *n != "retriever") {
+                    let value = outcome.table.column(name).ok().and_then(|c| c.get(i).ok()).and_then(|v| v.extract::<f64>());
+                    rows.push(row("cost", &dataset, retriever, name, value, &source, &note));
+                }
+            }
+            (rows, Ok(outcome.table))
+        }
+        Err(e) => {
+            rows.push(row("cost", &section.dataset, "cost comparison", "", None, "not run", &format!("{e:#}")));
+            (rows, Err(format!("{e:#}")))
+        }
+    }
 }
 
 /// Tests every cell that names a baseline against it on the cell's measure, per query (the
@@ -517,8 +620,10 @@ fn chart_svg(spec: &Spec, rows: &[LongRow]) -> Result<String> {
         PaperApproximate,
         Ours,
     }
+    // The table's metric only: cost rows are seconds and ratios.
     let bars: Vec<(String, f64, Kind)> = rows
         .iter()
+        .filter(|r| r.section == "ours" || r.section == "paper")
         .filter_map(|r| {
             let kind = match (r.section == "ours", r.approximate) {
                 (true, _) => Kind::Ours,

@@ -63,13 +63,13 @@ struct Predictions {
     seconds: f64,
 }
 
-fn predict(bench: &Bench, spec: &CellSpec, questions: &[SqlQuestion], db_dir: &Path) -> Result<Predictions> {
+fn predict(bench: &Bench, spec: &CellSpec, card: &Card, questions: &[SqlQuestion], db_dir: &Path) -> Result<Predictions> {
     if spec.method == "gold" {
         let sql = questions.iter().map(|q| q.gold_sql.clone()).collect();
         return Ok(Predictions { sql, method: "gold".into(), report: serde_json::Value::Null, generations: Vec::new(), seconds: 0.0 });
     }
     if spec.method == "original" || spec.method.starts_with("rm3") || spec.method.starts_with("queries:") {
-        bail!("method '{}' does not apply to a SQL dataset (a question is not SQL); available: {SQL_METHODS}", spec.method);
+        bail!("method '{}' does not apply to the SQL dataset '{}' (a question is not SQL); available: {SQL_METHODS}", spec.method, card.name);
     }
     let tasks = Arc::new(sql_tasks(questions, &schemas(questions, db_dir)));
     let task_of = {
@@ -149,7 +149,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     let split = spec.split.clone().or(card.default_split.clone()).context("no split given and the card has no default")?;
     let SqlSplit { questions, levels, db_dir } = load_split(bench, card, &split, spec.db_dir.as_deref())?;
     let questions = spec.limited(questions);
-    let predictions = predict(bench, spec, &questions, &db_dir)?;
+    let predictions = predict(bench, spec, card, &questions, &db_dir)?;
     let items: Vec<ExItem> = questions
         .iter()
         .zip(&predictions.sql)
