@@ -242,9 +242,6 @@ fn dpr_passages_path_streams_and_agrees_with_the_beir_path() {
     assert!(!o.status.success() && stderr(&o).contains("--passages FILE"), "{}", stderr(&o));
 }
 
-/// `harness train` end to end on the setup's SmolLM2 (LoRA, 2 prompts, 8 tokens): the JSONL log
-/// with its length fields, checkpoints with a loadable policy, the curves, and `--resume`
-/// repeating the uninterrupted run's next step.
 /// A tiny training config: LoRA, 8 response tokens, no reasoning, greedy held-out evaluation
 /// every `eval_every` steps (0: none).
 fn tiny_config(path: &Path, algorithm: &str, batch_size: usize, group_size: usize, temperature: f64, eval_every: u64, lora_rank: usize) {
@@ -262,6 +259,9 @@ fn tiny_config(path: &Path, algorithm: &str, batch_size: usize, group_size: usiz
     .unwrap();
 }
 
+/// `harness train` end to end on the setup's SmolLM2 (LoRA, 2 prompts, 8 tokens): the JSONL log
+/// with its length fields, checkpoints with a loadable policy, the curves, and `--resume`
+/// repeating the uninterrupted run's next step.
 #[test]
 fn train_logs_checkpoints_and_resumes_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
@@ -887,4 +887,58 @@ fn models_write_sql_locally_and_through_serve_and_one_table_stacks_three_familie
     let classic = std::fs::read_to_string(stacked.join("table.classic-ir.csv")).unwrap();
     assert!(classic.contains("ndcg_cut_10") && !classic.contains("ex_dr"), "{classic}");
     assert!(stacked.join("table.literature.parquet").is_file());
+}
+
+/// Evidence-seeking training over a DPR passages file (the open-QA cards): the SQuAD
+/// paragraphs written as an uncompressed `psgs_w100.tsv`, questions from `--questions`, two
+/// GRPO steps whose rewards come from passages read by offset; a gzipped file is refused with
+/// the way out.
+#[test]
+fn dpr_open_qa_cards_train_with_passages_read_by_offset() {
+    use std::io::{BufRead, Write};
+    let tmp = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let corpus = std::io::BufReader::new(flate2::read::GzDecoder::new(std::fs::File::open(root.join("datasets/data/squad-paragraphs/corpus.jsonl.gz")).unwrap()));
+    let tsv = tmp.path().join("psgs.tsv");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&tsv).unwrap());
+    writeln!(out, "id\ttext\ttitle").unwrap();
+    for line in corpus.lines() {
+        let d: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        let text: String = d["text"].as_str().unwrap().chars().map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c }).collect();
+        writeln!(out, "{}\t\"{}\"\t{}", d["_id"].as_str().unwrap(), text.replace('"', "\"\""), d["title"].as_str().unwrap()).unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let questions = tmp.path().join("train.jsonl");
+    std::fs::write(
+        &questions,
+        "{\"question\": \"Which NFL team represented the AFC at Super Bowl 50?\", \"answers\": [\"Denver Broncos\"]}\n\
+         {\"question\": \"Where did Super Bowl 50 take place?\", \"answers\": [\"Santa Clara, California\", \"Levi's Stadium\"]}\n",
+    )
+    .unwrap();
+    let config = tmp.path().join("tiny.toml");
+    tiny_config(&config, "grpo", 1, 2, 1.0, 0, 2);
+    let cache = tmp.path().join("cache");
+    let out = tmp.path().join("run");
+    let args = |passages: &Path| -> Vec<String> {
+        ["train", "--dataset", "squad", "--split", "test", "--questions", questions.to_str().unwrap(), "--passages", passages.to_str().unwrap(),
+         "--config", config.to_str().unwrap(), "--device", "cpu", "--out", out.to_str().unwrap()]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let gz = tmp.path().join("psgs.tsv.gz");
+    std::fs::write(&gz, b"").unwrap();
+    let refs: Vec<String> = args(&gz);
+    let o = harness(&refs.iter().map(String::as_str).collect::<Vec<_>>(), &cache);
+    assert!(!o.status.success() && stderr(&o).contains("gunzip -k"), "{}", stderr(&o));
+    let refs: Vec<String> = args(&tsv);
+    let o = harness(&refs.iter().map(String::as_str).collect::<Vec<_>>(), &cache);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let log: Vec<serde_json::Value> = std::fs::read_to_string(out.join("log.jsonl")).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(log.len(), 2);
+    assert!(log.iter().all(|s| (-4.0..=6.0).contains(&s["reward_mean"].as_f64().unwrap())));
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
+    assert_eq!((meta["examples"].as_u64(), meta["task"]["passages"]["passages"].as_u64()), (Some(2), Some(2067)), "{meta}");
+    assert_eq!(meta["task"]["retriever"]["reward_depth"], 3000);
 }

@@ -59,6 +59,14 @@ pub struct TrainArgs {
     /// Spider's 1,034 questions).
     #[arg(long)]
     eval_limit: Option<usize>,
+    /// Open-QA datasets (nq, triviaqa, squad): the DPR passages file, uncompressed
+    /// (psgs_w100.tsv); default: $HARNESS_DPR_PASSAGES, else the dataset folder's.
+    #[arg(long)]
+    passages: Option<PathBuf>,
+    /// Open-QA datasets: training questions as `{"question": ..., "answers": [...]}` lines (the
+    /// paper's train.jsonl) instead of the card's file of the split.
+    #[arg(long)]
+    questions: Option<PathBuf>,
 }
 
 pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
@@ -82,6 +90,8 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
         tasks: args.tasks,
         eval_split: args.eval_split,
         eval_limit: args.eval_limit,
+        passages: args.passages.or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from)),
+        questions: args.questions,
     };
     let outcome = train(&bench, &spec)?;
     println!(

@@ -90,6 +90,92 @@ pub fn passages(path: &Path) -> Result<impl Iterator<Item = Result<Document>>> {
     }))
 }
 
+/// Random access to the passages of an uncompressed DPR TSV file (training looks up the texts of
+/// the passages each rollout retrieves): one pass records every passage's byte offset; a text is
+/// then one positioned read. A gzipped file cannot be read at an offset and is refused.
+pub struct PassageFile {
+    path: PathBuf,
+    file: std::fs::File,
+    offsets: HashMap<String, u64>,
+}
+
+impl PassageFile {
+    pub fn open(path: &Path) -> Result<PassageFile> {
+        if path.extension().is_some_and(|e| e == "gz") {
+            bail!("{}: training looks passages up by offset, which a gzipped file does not allow: decompress it (gunzip -k) and pass the .tsv", path.display());
+        }
+        // The same header and row checks as the streaming reader, once.
+        let mut offsets = HashMap::new();
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?);
+        let mut line = Vec::new();
+        let mut offset = 0u64;
+        let mut number = 0usize;
+        loop {
+            line.clear();
+            let n = reader.read_until(b'\n', &mut line).with_context(|| format!("{}:{}", path.display(), number + 1))?;
+            if n == 0 {
+                break;
+            }
+            number += 1;
+            if number == 1 {
+                if line.trim_ascii_end() != b"id\ttext\ttitle" {
+                    bail!("{}:1: expected the DPR header `id<TAB>text<TAB>title`", path.display());
+                }
+            } else if !line.trim_ascii().is_empty() {
+                let id = line.split(|b| *b == b'\t').next().filter(|id| !id.is_empty()).with_context(|| format!("{}:{number}: no passage id", path.display()))?;
+                offsets.insert(String::from_utf8_lossy(id).into_owned(), offset);
+            }
+            offset += n as u64;
+        }
+        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        Ok(PassageFile { path: path.to_path_buf(), file, offsets })
+    }
+
+    pub fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    /// The text of passage `id` (title not included, as answers are looked for in the text).
+    pub fn text(&self, id: &str) -> Result<Option<String>> {
+        use std::os::unix::fs::FileExt;
+        let Some(&offset) = self.offsets.get(id) else { return Ok(None) };
+        let mut line = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let n = self.file.read_at(&mut buf, offset + line.len() as u64).with_context(|| format!("reading {}", self.path.display()))?;
+            match buf[..n].iter().position(|b| *b == b'\n') {
+                Some(end) => {
+                    line.extend_from_slice(&buf[..end]);
+                    break;
+                }
+                None if n == 0 => break,
+                None => line.extend_from_slice(&buf[..n]),
+            }
+        }
+        let line = String::from_utf8_lossy(&line);
+        let mut parts = line.trim_end_matches('\r').splitn(3, '\t');
+        match (parts.next(), parts.next()) {
+            (Some(_), Some(text)) => Ok(Some(unquote(text))),
+            _ => bail!("{}: the line of passage {id} changed since it was indexed", self.path.display()),
+        }
+    }
+}
+
+/// The BM25 index of a DPR passages file, built once into the cache (keyed by the file's
+/// fingerprint), with that key.
+pub fn passage_index(bench: &Bench, passages_path: &Path) -> Result<(Bm25Index, String)> {
+    let key = fingerprint(passages_path)?;
+    let index = Bm25Index::open_or_build(&bench.workspace.cache, &key, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
+        let docs = passages(passages_path).map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(format!("{e:#}")))?;
+        Ok((0, docs.map(|d| d.map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(format!("{e:#}"))))))
+    })?;
+    Ok((index, key))
+}
+
 /// A cheap identity of a large file for the index cache key: its size and the sha256 of its
 /// first and last MiB (hashing 13 GB would take minutes on every run).
 fn fingerprint(path: &Path) -> Result<String> {
@@ -108,7 +194,7 @@ fn fingerprint(path: &Path) -> Result<String> {
     Ok(format!("dpr-{}", hex::encode(&h.finalize()[..12])))
 }
 
-fn locate(card: &Card, registry: &Registry, spec: &CellSpec) -> Result<(PathBuf, PathBuf)> {
+pub(crate) fn locate(card: &Card, registry: &Registry, spec: &CellSpec) -> Result<(PathBuf, PathBuf)> {
     let dir = registry.dataset_dir(card);
     let questions_name = card.files.get("questions").with_context(|| format!("card '{}' names no questions file", card.name))?;
     let questions = resolve_data_file(&dir, questions_name).with_context(|| format!("questions of '{}' missing: {}", card.name, dir.join(questions_name).display()))?;
@@ -137,11 +223,7 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
 
     let params = super::beir::bm25_params(spec, card)?;
     let index_start = std::time::Instant::now();
-    let key = fingerprint(&passages_path)?;
-    let index = Bm25Index::open_or_build(&bench.workspace.cache, &key, IndexSettings { fields: DocFields::Flat, ..Default::default() }, || {
-        let docs = passages(&passages_path).map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(format!("{e:#}")))?;
-        Ok((0, docs.map(|d| d.map_err(|e| Box::<dyn std::error::Error + Send + Sync>::from(format!("{e:#}"))))))
-    })?;
+    let (index, key) = passage_index(bench, &passages_path)?;
     let index_seconds = index_start.elapsed().as_secs_f64();
 
     let depth = spec.depth.unwrap_or(card.depth);
@@ -215,4 +297,36 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
         }),
     )?;
     Ok(CellOutcome { row, table, run_dir: dir.path, notes: Vec::new(), scores: None })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A passage read by offset is the streamed passage's text, quotes undone; ids not in the
+    /// file are none; a gzipped file is refused with the way out.
+    #[test]
+    fn passages_read_by_offset_equal_the_streamed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("psgs.tsv");
+        let long = "word ".repeat(2000);
+        std::fs::write(
+            &path,
+            format!("id\ttext\ttitle\n1\t\"He said \"\"hi\"\".\"\tA\n2\tplain text\tB\n\n3\t\"{long}\"\tC\r\n"),
+        )
+        .unwrap();
+        let file = PassageFile::open(&path).unwrap();
+        assert_eq!(file.len(), 3);
+        for doc in passages(&path).unwrap().filter_map(|d| d.ok()) {
+            assert_eq!(file.text(&doc.id).unwrap().as_deref(), Some(doc.text.as_str()), "passage {}", doc.id);
+        }
+        assert_eq!(file.text("4").unwrap(), None);
+        assert_eq!(file.text("1").unwrap().as_deref(), Some("He said \"hi\"."));
+        let gz = dir.path().join("psgs.tsv.gz");
+        std::fs::write(&gz, b"").unwrap();
+        let err = PassageFile::open(&gz).err().unwrap().to_string();
+        assert!(err.contains("gunzip -k"), "{err}");
+        std::fs::write(&path, "id\ttitle\n").unwrap();
+        assert!(PassageFile::open(&path).err().unwrap().to_string().contains(":1: expected the DPR header"));
+    }
 }

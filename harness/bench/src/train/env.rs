@@ -195,8 +195,7 @@ pub(crate) struct EvidenceExample {
 pub(crate) struct EvidenceEnv<'a> {
     pub(crate) examples: Vec<EvidenceExample>,
     pub(crate) retriever: RewardRetriever<'a>,
-    /// Every passage as DPR tokens, by id.
-    pub(crate) passages: HashMap<String, Vec<String>>,
+    pub(crate) passages: std::rc::Rc<PassageTexts>,
     pub(crate) depth: usize,
     pub(crate) hit_k: usize,
     /// The paper's SQuAD tiers (miss −2.5, error −3).
@@ -204,13 +203,44 @@ pub(crate) struct EvidenceEnv<'a> {
     pub(crate) turns: Turns<'a>,
 }
 
+/// Where an evidence-seeking reward reads passage texts: a small corpus held as tokens, or a
+/// DPR passages file read at the offsets of the passages retrieved, in rank order, until one
+/// holds an answer.
+pub(crate) enum PassageTexts {
+    Tokens(HashMap<String, Vec<String>>),
+    File(crate::families::open_qa::PassageFile),
+}
+
+impl PassageTexts {
+    /// Whether passage `id` holds one of `answers` (DPR `has_answers`); `None` when it cannot
+    /// be read.
+    fn holds_answer(&self, id: &str, answers: &[Vec<String>]) -> Option<bool> {
+        match self {
+            PassageTexts::Tokens(tokens) => Some(tokens.get(id).is_some_and(|t| harness_core::answers::has_answer_tokens(t, answers))),
+            PassageTexts::File(file) => {
+                let text = file.text(id).ok()?;
+                Some(text.is_some_and(|t| harness_core::answers::has_answer_tokens(&harness_core::answers::dpr_tokens(&t), answers)))
+            }
+        }
+    }
+}
+
 impl EvidenceEnv<'_> {
     /// The rank (from 1) of the first retrieved passage holding an answer; `Some(None)` when
-    /// none of the top `depth` does, `None` when the query cannot be searched.
+    /// none of the top `depth` does, `None` when the query cannot be searched or a passage
+    /// cannot be read.
     fn first_rank(&mut self, i: usize, query: &str) -> Option<Option<usize>> {
         let hits = self.retriever.search(query, self.depth)?;
         let answers = &self.examples[i].answers;
-        Some(crate::families::first_answer_rank(hits.iter().map(String::as_str), &self.passages, answers))
+        if answers.is_empty() {
+            return Some(None);
+        }
+        for (rank, id) in hits.iter().enumerate() {
+            if self.passages.holds_answer(id, answers)? {
+                return Some(Some(rank + 1));
+            }
+        }
+        Some(None)
     }
 
     fn hit(&self, rank: Option<usize>) -> f64 {

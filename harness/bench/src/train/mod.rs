@@ -67,6 +67,11 @@ pub struct TrainSpec {
     pub eval_split: Option<String>,
     /// Only the first N items of the held-out split (a quick look at a large dev set).
     pub eval_limit: Option<usize>,
+    /// Open-QA datasets: the DPR passages file (uncompressed, for lookups by offset).
+    pub passages: Option<PathBuf>,
+    /// Open-QA datasets: the training questions in the DPR layout (`{"question", "answers"}`
+    /// lines) instead of the card's file of the split.
+    pub questions: Option<PathBuf>,
 }
 
 impl Default for TrainSpec {
@@ -86,6 +91,8 @@ impl Default for TrainSpec {
             tasks: None,
             eval_split: None,
             eval_limit: None,
+            passages: None,
+            questions: None,
         }
     }
 }
@@ -203,10 +210,10 @@ pub fn train(bench: &Bench, spec: &TrainSpec) -> Result<TrainOutcome> {
     match (card.task.reward, card.loader) {
         (RewardFamily::ClassicIr, LoaderKind::Beir) => train_classic_ir(bench, spec, &config, total_steps, &card),
         (RewardFamily::Literature, LoaderKind::Review) => train_literature(bench, spec, &config, total_steps, &card),
-        (RewardFamily::Evidence, LoaderKind::Beir) => train_evidence(bench, spec, &config, total_steps, &card),
+        (RewardFamily::Evidence, LoaderKind::Beir | LoaderKind::OpenQa) => train_evidence(bench, spec, &config, total_steps, &card),
         (RewardFamily::Sql, LoaderKind::Spider | LoaderKind::Bird) => train_sql(bench, spec, &config, total_steps, &card),
         (reward, loader) => bail!(
-            "harness train covers classic IR and evidence seeking on BEIR-layout datasets, literature on review datasets and SQL on Spider/BIRD; '{}' has the {reward:?} reward with the '{}' loader (open-QA over the 21M DPR passages is evaluated, not trained, here)",
+            "harness train covers classic IR and evidence seeking on BEIR-layout and DPR open-QA datasets, literature on review datasets and SQL on Spider/BIRD; '{}' has the {reward:?} reward with the '{}' loader",
             card.name,
             loader.name()
         ),
@@ -324,9 +331,24 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
     train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
 }
 
+/// The corpus an evidence-seeking reward searches: a BEIR-layout paragraph corpus (held in
+/// memory) or a DPR passages file (indexed once, texts read by offset).
+enum EvidenceCorpus {
+    Beir(BeirDataset),
+    Dpr { questions: PathBuf, passages: PathBuf, file: crate::families::open_qa::PassageFile },
+}
+
 fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
-    let dir = bench.registry.require_offline(card)?;
-    let dataset = BeirDataset::new(card.clone(), dir);
+    let corpus = match card.loader {
+        LoaderKind::OpenQa => {
+            let cell = CellSpec { passages: spec.passages.clone(), ..CellSpec::default() };
+            let (questions, passages) = crate::families::open_qa::locate(card, &bench.registry, &cell)?;
+            // Opened first: a file that cannot be read by offset is refused before any work.
+            let file = crate::families::open_qa::PassageFile::open(&passages)?;
+            EvidenceCorpus::Dpr { questions, passages, file }
+        }
+        _ => EvidenceCorpus::Beir(BeirDataset::new(card.clone(), bench.registry.require_offline(card)?)),
+    };
     let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
     let reasoning = config.run.reasoning;
     let hit_k: usize = card
@@ -334,17 +356,37 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
         .strip_prefix("hit.")
         .and_then(|k| k.parse().ok())
         .with_context(|| format!("card '{}': an evidence-seeking card's paper_metric is hit.K (got '{}')", card.name, card.paper_metric))?;
-    let answers = dataset.read_answers()?;
+    let answers = match &corpus {
+        EvidenceCorpus::Beir(dataset) => dataset.read_answers()?,
+        EvidenceCorpus::Dpr { .. } => Default::default(),
+    };
     let prompts = harness_baselines::Prompts::new();
     let task_of = crate::methods::query_task(card, "sparse")?;
+    // (question, answers) of a split: the BEIR split's queries with their answer strings, or a
+    // DPR questions file (`--questions` for the training split, else the card's file of it).
+    let questions_of = |split: &str| -> Result<Vec<(harness_core::Query, Vec<String>)>> {
+        match &corpus {
+            EvidenceCorpus::Beir(dataset) => {
+                let (queries, _) = dataset.split_queries(split)?;
+                Ok(queries.into_iter().filter_map(|q| answers.get(&q.id).cloned().map(|a| (q, a))).collect())
+            }
+            EvidenceCorpus::Dpr { questions, .. } => {
+                let path = match (&spec.questions, card.splits.get(split)) {
+                    (Some(file), _) if split == spec.split => file.clone(),
+                    (_, Some(s)) => harness_datasets::resolve_data_file(&bench.registry.dataset_dir(card), &s.qrels).unwrap_or_else(|| questions.clone()),
+                    (_, None) => bail!("dataset '{}' has no split '{split}' (pass its questions with --questions FILE)", card.name),
+                };
+                Ok(crate::families::open_qa::read_questions(&path)?.into_iter().map(|q| (harness_core::Query { id: q.id, text: q.text }, q.answers)).collect())
+            }
+        }
+    };
     let examples_of = |split: &str| -> Result<Vec<EvidenceExample>> {
-        let (queries, _) = dataset.split_queries(split)?;
-        let examples = queries
-            .iter()
-            .filter_map(|q| answers.get(&q.id).filter(|a| !a.is_empty()).map(|a| (q, a)))
+        let examples = questions_of(split)?
+            .into_iter()
+            .filter(|(_, a)| !a.is_empty())
             .map(|(q, a)| {
                 Ok(EvidenceExample {
-                    prompt_ids: prompt_ids(&text, &prompts, &task_of(q), reasoning)?,
+                    prompt_ids: prompt_ids(&text, &prompts, &task_of(&q), reasoning)?,
                     question: q.text.clone(),
                     answers: a.iter().map(|s| harness_core::answers::dpr_tokens(s)).collect(),
                 })
@@ -358,11 +400,19 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
         (0, _) | (_, None) => None,
         (_, Some(split)) => Some((eval_limited(spec, examples_of(&split)?), split)),
     };
-    // Answers are looked for in the passage text, as the eval path does (title not searched).
-    let passages: std::collections::HashMap<String, Vec<String>> =
-        dataset.read_corpus()?.into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
     let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
-    let index = bm25_index(bench, &dataset)?;
+    // Answers are looked for in the passage text, as the eval path does (title not searched).
+    let (index, passages, corpus_details) = match corpus {
+        EvidenceCorpus::Beir(dataset) => {
+            let tokens = dataset.read_corpus()?.into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
+            (bm25_index(bench, &dataset)?, std::rc::Rc::new(env::PassageTexts::Tokens(tokens)), serde_json::json!({"corpus": "the dataset's own (BEIR layout)"}))
+        }
+        EvidenceCorpus::Dpr { passages, file, .. } => {
+            let (index, key) = crate::families::open_qa::passage_index(bench, &passages)?;
+            let details = serde_json::json!({"corpus": passages, "passages_fingerprint": key, "passages": file.len()});
+            (index, std::rc::Rc::new(env::PassageTexts::File(file)), details)
+        }
+    };
     let squad = card.task.squad_tiers;
     let env_of = |examples: Vec<EvidenceExample>| EvidenceEnv {
         examples,
@@ -377,6 +427,7 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
     let mut eval_env = held_out.map(|(examples, split)| (split, env_of(examples)));
     let details = serde_json::json!({
         "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": EVIDENCE_REWARD_DEPTH},
+        "passages": corpus_details,
         "reward": format!("harness_core::rewards::evidence_seeking (format +1/-4; rank tiers <=5: 5, <=20: 4, <=50: 2, <=100: 1, <=1000: 0.5, <=3000: 0.1; {})", if squad { "SQuAD: miss -2.5, error -3" } else { "miss -3.5, error -4" }),
         "metric": format!("hit.{hit_k} (a top-{hit_k} passage's text holds an answer, DPR has_answers)"),
     });
