@@ -207,22 +207,32 @@ fn squad_paragraphs_hit_at_k_is_answer_containment() {
 
 /// The DPR open-QA path (streamed `id<TAB>text<TAB>title` passages, questions with answers) on
 /// the SQuAD dev paragraphs written in DPR's format must give the offline BEIR path's Hit@K.
-#[test]
-fn dpr_passages_path_streams_and_agrees_with_the_beir_path() {
+/// The SQuAD dev paragraphs written as a DPR passages file (`id<TAB>text<TAB>title`, the text
+/// CSV-quoted as DPR does), gzipped when the name ends in `.gz`.
+fn squad_paragraphs_as_dpr(path: &Path) {
     use std::io::{BufRead, Write};
-    let tmp = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let corpus = std::io::BufReader::new(flate2::read::GzDecoder::new(std::fs::File::open(root.join("datasets/data/squad-paragraphs/corpus.jsonl.gz")).unwrap()));
-    let tsv = tmp.path().join("psgs.tsv.gz");
-    let mut out = flate2::write::GzEncoder::new(std::fs::File::create(&tsv).unwrap(), flate2::Compression::fast());
+    let file = std::fs::File::create(path).unwrap();
+    let mut out: Box<dyn Write> = if path.extension().is_some_and(|e| e == "gz") {
+        Box::new(flate2::write::GzEncoder::new(file, flate2::Compression::fast()))
+    } else {
+        Box::new(std::io::BufWriter::new(file))
+    };
     writeln!(out, "id\ttext\ttitle").unwrap();
     for line in corpus.lines() {
         let d: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
         let text: String = d["text"].as_str().unwrap().chars().map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c }).collect();
-        // DPR quotes the text field CSV-style.
         writeln!(out, "{}\t\"{}\"\t{}", d["_id"].as_str().unwrap(), text.replace('"', "\"\""), d["title"].as_str().unwrap()).unwrap();
     }
-    out.finish().unwrap();
+    out.flush().unwrap();
+}
+
+#[test]
+fn dpr_passages_path_streams_and_agrees_with_the_beir_path() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tsv = tmp.path().join("psgs.tsv.gz");
+    squad_paragraphs_as_dpr(&tsv);
     let cache = tmp.path().join("cache");
     let dpr = tmp.path().join("dpr");
     let o = harness(&["eval", "--dataset", "squad", "--passages", tsv.to_str().unwrap(), "--out", dpr.to_str().unwrap()], &cache);
@@ -895,20 +905,9 @@ fn models_write_sql_locally_and_through_serve_and_one_table_stacks_three_familie
 /// the way out.
 #[test]
 fn dpr_open_qa_cards_train_with_passages_read_by_offset() {
-    use std::io::{BufRead, Write};
     let tmp = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let corpus = std::io::BufReader::new(flate2::read::GzDecoder::new(std::fs::File::open(root.join("datasets/data/squad-paragraphs/corpus.jsonl.gz")).unwrap()));
     let tsv = tmp.path().join("psgs.tsv");
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&tsv).unwrap());
-    writeln!(out, "id\ttext\ttitle").unwrap();
-    for line in corpus.lines() {
-        let d: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
-        let text: String = d["text"].as_str().unwrap().chars().map(|c| if c == '\t' || c == '\n' || c == '\r' { ' ' } else { c }).collect();
-        writeln!(out, "{}\t\"{}\"\t{}", d["_id"].as_str().unwrap(), text.replace('"', "\"\""), d["title"].as_str().unwrap()).unwrap();
-    }
-    out.flush().unwrap();
-    drop(out);
+    squad_paragraphs_as_dpr(&tsv);
     let questions = tmp.path().join("train.jsonl");
     std::fs::write(
         &questions,

@@ -112,6 +112,13 @@ fn tiny_dataset(root: &Path) -> (PathBuf, PathBuf) {
     (root.join("data"), cards)
 }
 
+/// `harness` on the tiny dataset of `root` (its data, cards and a cache beside them).
+fn on_tiny(root: &Path, data: &Path, cards: &Path) -> Command {
+    let mut cmd = harness();
+    cmd.env("HARNESS_DATA_DIR", data).env("HARNESS_CARDS_DIR", cards).env("HARNESS_CACHE_DIR", root.join("cache"));
+    cmd
+}
+
 /// The test's own gunzip through the `gzip` command-line tool keeps flate2 out of dev-deps.
 fn flate2_free_gunzip(path: &Path) -> String {
     let out = Command::new("gzip").arg("-dc").arg(path).output().expect("gzip available");
@@ -211,14 +218,11 @@ fn training_rewards_with_the_dense_retriever() {
     )
     .unwrap();
     let out = tmp.path().join("run");
-    let o = harness()
+    let o = on_tiny(tmp.path(), &data, &cards)
         .args(["train", "--dataset", "tiny", "--retriever", "dense", "--eval-split", "test", "--eval-limit", "3", "--device", "cpu", "--config"])
         .arg(&config)
         .arg("--out")
         .arg(&out)
-        .env("HARNESS_DATA_DIR", &data)
-        .env("HARNESS_CARDS_DIR", &cards)
-        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -231,13 +235,7 @@ fn training_rewards_with_the_dense_retriever() {
     let original = evals[0]["original_metric_mean"].as_f64().unwrap();
     assert!(original > 0.0 && original <= 1.0, "{original}");
     // hnsw is for evaluation; the reward is exact search.
-    let o = harness()
-        .args(["train", "--dataset", "tiny", "--retriever", "hnsw", "--device", "cpu"])
-        .env("HARNESS_DATA_DIR", &data)
-        .env("HARNESS_CARDS_DIR", &cards)
-        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
-        .output()
-        .unwrap();
+    let o = on_tiny(tmp.path(), &data, &cards).args(["train", "--dataset", "tiny", "--retriever", "hnsw", "--device", "cpu"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("hnsw is for evaluation"), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
@@ -258,16 +256,7 @@ fn reproduce_runs_dense_cells_and_the_cost_section() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let o = harness()
-        .args(["reproduce", "--spec"])
-        .arg(&spec)
-        .arg("--out")
-        .arg(&out)
-        .env("HARNESS_DATA_DIR", &data)
-        .env("HARNESS_CARDS_DIR", &cards)
-        .env("HARNESS_CACHE_DIR", tmp.path().join("cache"))
-        .output()
-        .unwrap();
+    let o = on_tiny(tmp.path(), &data, &cards).args(["reproduce", "--spec"]).arg(&spec).arg("--out").arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("Cost (build from scratch"), "{}", String::from_utf8_lossy(&o.stdout));
     let csv = std::fs::read_to_string(out.join("table.csv")).unwrap();

@@ -87,6 +87,9 @@ pub enum DecodePath {
     Reference,
 }
 
+/// Held by a sampling call for as long as it draws from libtorch's global generator.
+static SAMPLING_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// [`generate`] on the chosen decoding path.
 pub fn generate_on(
     model: &CausalLm,
@@ -97,7 +100,15 @@ pub fn generate_on(
     decode: &dyn Fn(&[i64]) -> String,
     path: DecodePath,
 ) -> Vec<Generation> {
-    tch::manual_seed(params.seed as i64);
+    // libtorch's sampler draws from one process-wide generator: a sampling call holds it from
+    // its seed to its last draw, so that another call in the process (a test thread, a server
+    // beside a trainer) cannot reseed or advance it halfway. Greedy decoding draws nothing and
+    // neither seeds nor waits.
+    let _rng = (params.temperature > 0.0).then(|| {
+        let guard = SAMPLING_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        tch::manual_seed(params.seed as i64);
+        guard
+    });
     let device: Device = model.device;
     let n = prompts.len();
     let mut outputs: Vec<Generation> =

@@ -36,6 +36,9 @@ pub(crate) struct Turns<'a> {
     /// Tokens of a text (for the think and answer block lengths).
     count_tokens: Box<dyn Fn(&str) -> usize + 'a>,
     eos_ids: Vec<i64>,
+    policy: &'a PolicyText,
+    prompts: harness_baselines::Prompts,
+    reasoning: bool,
 }
 
 impl<'a> Turns<'a> {
@@ -46,7 +49,23 @@ impl<'a> Turns<'a> {
             decode: Box::new(|ids| policy.decode(ids)),
             count_tokens: Box::new(|text| policy.encode(text).map_or(0, |ids| ids.len())),
             eos_ids,
+            policy,
+            prompts: harness_baselines::Prompts::new(),
+            reasoning,
         }
+    }
+
+    /// The prompt ids of `task`, made when an example is drawn: a large training split (Spider's
+    /// 7,000 questions with their schemas) is not tokenized up front. The first example of an
+    /// environment is tokenized when it is built (`check_prompt`), so a template or tokenizer
+    /// that fails does so before training starts.
+    fn lazy_prompt(&self, task: &harness_baselines::Task) -> Vec<i64> {
+        prompt_ids(self.policy, &self.prompts, task, self.reasoning).unwrap_or_else(|e| panic!("the prompt of a task that passed check_prompt failed: {e:#}"))
+    }
+
+    /// Tokenizes `task` once, returning the error a failing template or tokenizer gives.
+    pub(crate) fn check_prompt(&self, task: &harness_baselines::Task) -> Result<()> {
+        prompt_ids(self.policy, &self.prompts, task, self.reasoning).map(|_| ())
     }
 
     fn turn(&self, response: &[i64]) -> String {
@@ -183,7 +202,7 @@ impl LiteratureEnv<'_> {
 
 /// One evidence-seeking example: a question and the answer strings a passage must hold.
 pub(crate) struct EvidenceExample {
-    pub(crate) prompt_ids: Vec<i64>,
+    pub(crate) task: harness_baselines::Task,
     pub(crate) question: String,
     /// Each answer as DPR tokens.
     pub(crate) answers: Vec<Vec<String>>,
@@ -254,7 +273,7 @@ impl Environment for EvidenceEnv<'_> {
     }
 
     fn prompt(&self, i: usize) -> Vec<i64> {
-        self.examples[i].prompt_ids.clone()
+        self.turns.lazy_prompt(&self.examples[i].task)
     }
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
@@ -272,7 +291,7 @@ impl Environment for EvidenceEnv<'_> {
 
 /// One text-to-SQL example.
 pub(crate) struct SqlExample {
-    pub(crate) prompt_ids: Vec<i64>,
+    pub(crate) task: harness_baselines::Task,
     pub(crate) db_id: String,
     pub(crate) gold_sql: String,
 }
@@ -309,7 +328,7 @@ impl Environment for SqlEnv<'_> {
     }
 
     fn prompt(&self, i: usize) -> Vec<i64> {
-        self.examples[i].prompt_ids.clone()
+        self.turns.lazy_prompt(&self.examples[i].task)
     }
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {

@@ -360,7 +360,6 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
         EvidenceCorpus::Beir(dataset) => dataset.read_answers()?,
         EvidenceCorpus::Dpr { .. } => Default::default(),
     };
-    let prompts = harness_baselines::Prompts::new();
     let task_of = crate::methods::query_task(card, "sparse")?;
     // (question, answers) of a split: the BEIR split's queries with their answer strings, or a
     // DPR questions file (`--questions` for the training split, else the card's file of it).
@@ -385,11 +384,7 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
             .into_iter()
             .filter(|(_, a)| !a.is_empty())
             .map(|(q, a)| {
-                Ok(EvidenceExample {
-                    prompt_ids: prompt_ids(&text, &prompts, &task_of(&q), reasoning)?,
-                    question: q.text.clone(),
-                    answers: a.iter().map(|s| harness_core::answers::dpr_tokens(s)).collect(),
-                })
+                Ok(EvidenceExample { task: task_of(&q), question: q.text.clone(), answers: a.iter().map(|s| harness_core::answers::dpr_tokens(s)).collect() })
             })
             .collect::<Result<Vec<_>>>()?;
         anyhow::ensure!(!examples.is_empty(), "split '{split}' of {} has no questions with answer strings", card.name);
@@ -414,17 +409,21 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
         }
     };
     let squad = card.task.squad_tiers;
-    let env_of = |examples: Vec<EvidenceExample>| EvidenceEnv {
-        examples,
-        retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params },
-        passages: passages.clone(),
-        depth: EVIDENCE_REWARD_DEPTH,
-        hit_k,
-        squad,
-        turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()),
+    let env_of = |examples: Vec<EvidenceExample>| -> Result<EvidenceEnv<'_>> {
+        let turns = Turns::new(&text, reasoning, trainer.eos_ids.clone());
+        turns.check_prompt(&examples[0].task)?;
+        Ok(EvidenceEnv {
+            examples,
+            retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params },
+            passages: passages.clone(),
+            depth: EVIDENCE_REWARD_DEPTH,
+            hit_k,
+            squad,
+            turns,
+        })
     };
-    let mut env = env_of(examples);
-    let mut eval_env = held_out.map(|(examples, split)| (split, env_of(examples)));
+    let mut env = env_of(examples)?;
+    let mut eval_env = held_out.map(|(examples, split)| env_of(examples).map(|e| (split, e))).transpose()?;
     let details = serde_json::json!({
         "retriever": {"name": "bm25", "k1": params.k1, "b": params.b, "reward_depth": EVIDENCE_REWARD_DEPTH},
         "passages": corpus_details,
@@ -438,7 +437,6 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
 fn train_sql(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
     let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
     let reasoning = config.run.reasoning;
-    let prompts = harness_baselines::Prompts::new();
     let timeout = std::time::Duration::from_secs_f64(crate::spec::defaults::SQL_TIMEOUT_SECS);
     let options = harness_sql::ExOptions { mode: harness_sql::ExMode::Dr, limits: harness_sql::ExecLimits { timeout, ..Default::default() }, ..Default::default() };
     let bird = card.loader == LoaderKind::Bird;
@@ -451,10 +449,12 @@ fn train_sql(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u
         let examples = questions
             .iter()
             .filter_map(|q| tasks.get(&q.index.to_string()).map(|task| (q, task)))
-            .map(|(q, task)| Ok(SqlExample { prompt_ids: prompt_ids(&text, &prompts, task, reasoning)?, db_id: q.db_id.clone(), gold_sql: q.gold_sql.clone() }))
-            .collect::<Result<Vec<_>>>()?;
+            .map(|(q, task)| SqlExample { task: task.clone(), db_id: q.db_id.clone(), gold_sql: q.gold_sql.clone() })
+            .collect::<Vec<_>>();
         anyhow::ensure!(!examples.is_empty(), "split '{split}' of {} has no question with its database in {}", card.name, loaded.db_dir.display());
-        Ok(SqlEnv { examples, judge: harness_sql::Judge::new(&loaded.db_dir, options.clone())?, bird, turns: Turns::new(&text, reasoning, trainer.eos_ids.clone()) })
+        let turns = Turns::new(&text, reasoning, trainer.eos_ids.clone());
+        turns.check_prompt(&examples[0].task)?;
+        Ok(SqlEnv { examples, judge: harness_sql::Judge::new(&loaded.db_dir, options.clone())?, bird, turns })
     };
     let mut env = env_of(&spec.split, false)?;
     let mut eval_env = match (config.run.eval_every, eval_split(spec, card)) {
