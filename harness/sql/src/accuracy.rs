@@ -212,11 +212,6 @@ impl Judge {
         Ok(Judge { db_dir: db_dir.to_path_buf(), options, files: HashMap::new(), open: HashMap::new(), verdicts: HashMap::new(), cache_hits: 0 })
     }
 
-    /// Whether the database `db_id` is there to run questions on.
-    pub fn has_database(&self, db_id: &str) -> bool {
-        database_path(&self.db_dir, db_id).is_file()
-    }
-
     /// The verdict on `pred_sql` against `gold_sql` on database `db_id`.
     pub fn verdict(&mut self, db_id: &str, gold_sql: &str, pred_sql: &str) -> Result<Verdict, SqlError> {
         let key = (db_id.to_string(), gold_sql.to_string(), pred_sql.to_string());
