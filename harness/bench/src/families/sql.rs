@@ -24,21 +24,25 @@ use crate::spec::CellSpec;
 /// Methods a SQL dataset accepts.
 const SQL_METHODS: &str = "gold (the gold SQL scored against itself: a self-check of data and executor), llm:DIR, llm:default, checkpoint:DIR, api:MODEL (SQL written from the question and the schema)";
 
-/// The schema text of each database, read from the database itself (`harness sql-schema`); a
-/// database that is missing or unreadable has none (its questions are not runnable anyway).
-pub(crate) fn schemas(questions: &[SqlQuestion], db_dir: &Path) -> HashMap<String, String> {
+/// The schema text of each database, read from the database itself (`harness sql-schema`). A
+/// database file that is missing has none (its questions are not runnable and not asked); one
+/// that exists but cannot be opened or read is an error naming the file, not a silent skip.
+pub(crate) fn schemas(questions: &[SqlQuestion], db_dir: &Path) -> Result<HashMap<String, String>> {
     let mut out = HashMap::new();
     for q in questions {
         if out.contains_key(&q.db_id) {
             continue;
         }
         let path = harness_sql::data::database_path(db_dir, &q.db_id);
-        let schema = Sandbox::open(&path, ExecLimits::default()).ok().and_then(|db| harness_sql::render_schema(&db, 0).ok());
-        if let Some(schema) = schema {
-            out.insert(q.db_id.clone(), schema);
+        if !path.is_file() {
+            continue;
         }
+        let schema = Sandbox::open(&path, ExecLimits::default())
+            .and_then(|db| harness_sql::render_schema(&db, 0))
+            .with_context(|| format!("reading the schema of database '{}' ({})", q.db_id, path.display()))?;
+        out.insert(q.db_id.clone(), schema);
     }
-    out
+    Ok(out)
 }
 
 /// The prompt task of each question (question, schema, BIRD's evidence), by query id (the
@@ -71,7 +75,7 @@ fn predict(bench: &Bench, spec: &CellSpec, card: &Card, questions: &[SqlQuestion
     if spec.method == "original" || spec.method.starts_with("rm3") || spec.method.starts_with("queries:") {
         bail!("method '{}' does not apply to the SQL dataset '{}' (a question is not SQL); available: {SQL_METHODS}", spec.method, card.name);
     }
-    let tasks = Arc::new(sql_tasks(questions, &schemas(questions, db_dir)));
+    let tasks = Arc::new(sql_tasks(questions, &schemas(questions, db_dir)?));
     let task_of = {
         let tasks = tasks.clone();
         Arc::new(move |q: &Query| tasks.get(&q.id).cloned().expect("only questions with a schema are asked"))
@@ -228,4 +232,37 @@ pub fn run(bench: &Bench, spec: &CellSpec, card: &Card) -> Result<CellOutcome> {
     )?;
     let scores = Some(super::QueryScores { queries: scored_ids, measures: per_question });
     Ok(CellOutcome { row, table, run_dir: run_dir.path, notes, scores })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn question(index: usize, db_id: &str) -> SqlQuestion {
+        SqlQuestion { index, db_id: db_id.into(), question: "How many?".into(), gold_sql: "SELECT 1".into(), evidence: None, level: None }
+    }
+
+    #[test]
+    fn schemas_skip_missing_databases_and_name_unreadable_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = harness_sql::data::database_path(dir.path(), "shop");
+        std::fs::create_dir_all(good.parent().unwrap()).unwrap();
+        let conn = rusqlite::Connection::open(&good).unwrap();
+        conn.execute_batch("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT);").unwrap();
+        drop(conn);
+        let questions = [question(1, "shop"), question(2, "absent"), question(3, "shop")];
+        let found = schemas(&questions, dir.path()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found["shop"].contains("CREATE TABLE item"), "{}", found["shop"]);
+        let tasks = sql_tasks(&questions, &found);
+        assert_eq!(tasks.len(), 2, "the question on the missing database is not asked");
+        assert!(!tasks.contains_key("2"));
+
+        let broken = harness_sql::data::database_path(dir.path(), "broken");
+        std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+        std::fs::write(&broken, b"this is not an SQLite file, only text long enough to have a header").unwrap();
+        let err = schemas(&[question(1, "shop"), question(4, "broken")], dir.path()).unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("broken.sqlite") && message.contains("'broken'"), "{message}");
+    }
 }

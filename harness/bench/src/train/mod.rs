@@ -344,7 +344,7 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
             let cell = CellSpec { passages: spec.passages.clone(), ..CellSpec::default() };
             let (questions, passages) = crate::families::open_qa::locate(card, &bench.registry, &cell)?;
             // Opened first: a file that cannot be read by offset is refused before any work.
-            let file = crate::families::open_qa::PassageFile::open(&passages)?;
+            let file = crate::families::open_qa::PassageFile::open_cached(&passages, &bench.workspace.cache)?;
             EvidenceCorpus::Dpr { questions, passages, file }
         }
         _ => EvidenceCorpus::Beir(BeirDataset::new(card.clone(), bench.registry.require_offline(card)?)),
@@ -443,7 +443,7 @@ fn train_sql(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u
     let env_of = |split: &str, limit: bool| -> Result<SqlEnv<'_>> {
         let loaded = crate::families::sql::load_split(bench, card, split, None)?;
         let questions = if limit { eval_limited(spec, loaded.questions) } else { loaded.questions };
-        let schemas = crate::families::sql::schemas(&questions, &loaded.db_dir);
+        let schemas = crate::families::sql::schemas(&questions, &loaded.db_dir)?;
         let tasks = crate::families::sql::sql_tasks(&questions, &schemas);
         // Questions whose database is missing cannot be rewarded: left out.
         let examples = questions
