@@ -941,3 +941,65 @@ fn dpr_open_qa_cards_train_with_passages_read_by_offset() {
     assert_eq!((meta["examples"].as_u64(), meta["task"]["passages"]["passages"].as_u64()), (Some(2), Some(2067)), "{meta}");
     assert_eq!(meta["task"]["retriever"]["reward_depth"], 3000);
 }
+
+/// `harness export verl` for each task family: verl's five columns with their nested types, one
+/// row per training example in `harness train`'s order (SciFact: one per qrels row), the prompt
+/// as (system, user) messages holding the question, and the family's ground truth.
+#[test]
+fn verl_export_writes_every_family_in_verls_columns() {
+    use polars::prelude::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let read = |dataset: &str, extra: &[&str]| -> DataFrame {
+        let out = tmp.path().join(format!("{dataset}.parquet"));
+        let mut args = vec!["export", "verl", "--dataset", dataset, "--out", out.to_str().unwrap()];
+        args.extend(extra);
+        let o = harness(&args, &cache);
+        assert!(o.status.success(), "{dataset}: {}", stderr(&o));
+        assert!(stdout(&o).contains(&format!("data_source '{dataset}'")), "{}", stdout(&o));
+        ParquetReader::new(std::fs::File::open(&out).unwrap()).finish().unwrap()
+    };
+    let field = |df: &DataFrame, column: &str, name: &str| -> Series {
+        df.column(column).unwrap().struct_().unwrap().field_by_name(name).unwrap()
+    };
+    let strings = |s: &Series| -> Vec<String> {
+        let ca = s.str().unwrap();
+        (0..ca.len()).map(|i| ca.get(i).unwrap_or_default().to_string()).collect()
+    };
+
+    let scifact = read("scifact", &["--no-reasoning"]);
+    assert_eq!(scifact.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>(), ["data_source", "prompt", "ability", "reward_model", "extra_info"]);
+    let qrels_rows = std::fs::read_to_string("datasets/data/scifact/deepretrieval_splits/train.tsv").unwrap().lines().skip(1).filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(scifact.height(), qrels_rows, "one row per row of the paper's training qrels (818), as training");
+    let prompt_type = format!("{:?}", scifact.column("prompt").unwrap().dtype());
+    assert!(prompt_type.contains("List") && prompt_type.contains("role") && prompt_type.contains("content"), "{prompt_type}");
+    let truth = field(&scifact, "reward_model", "ground_truth");
+    let truth_type = format!("{:?}", truth.dtype());
+    assert!(truth_type.contains("target") && truth_type.contains("score") && truth_type.contains("Int64"), "{truth_type}");
+    let extra = scifact.column("extra_info").unwrap().struct_().unwrap().clone();
+    let index = extra.field_by_name("index").unwrap();
+    let index: Vec<i64> = (0..index.len()).map(|i| index.i64().unwrap().get(i).unwrap()).collect();
+    assert_eq!(index, (0..qrels_rows as i64).collect::<Vec<_>>());
+    let reasoning = extra.field_by_name("reasoning").unwrap();
+    assert!((0..reasoning.len()).all(|i| reasoning.bool().unwrap().get(i) == Some(false)));
+    let first = scifact.column("prompt").unwrap().list().unwrap().get_as_series(0).unwrap();
+    let first = first.struct_().unwrap();
+    assert_eq!(strings(&first.field_by_name("role").unwrap()), ["system", "user"]);
+    let question = strings(&extra.field_by_name("question").unwrap())[0].clone();
+    assert!(strings(&first.field_by_name("content").unwrap())[1].contains(&question), "the user message holds the claim");
+
+    for (dataset, ability) in [("literature", "retrieval"), ("squad-paragraphs", "retrieval"), ("spider", "sql_generation")] {
+        let df = read(dataset, &[]);
+        assert!(df.height() > 0);
+        assert_eq!(strings(df.column("ability").unwrap().as_materialized_series())[0], ability);
+        assert_eq!(strings(df.column("data_source").unwrap().as_materialized_series())[0], dataset);
+        let target = field(&df, "reward_model", "ground_truth").struct_().unwrap().field_by_name("target").unwrap();
+        assert!(target.list().unwrap().get_as_series(0).unwrap().len() > 0, "{dataset}: a ground truth");
+        let db = field(&df, "extra_info", "db_id");
+        assert_eq!(db.null_count() == 0, dataset == "spider", "{dataset}: db_id only for SQL");
+    }
+    // An existing file is kept unless --overwrite.
+    let out = tmp.path().join("scifact.parquet");
+    let o = harness(&["export", "verl", "--dataset", "scifact", "--out", out.to_str().unwrap()], &cache);
+    assert!(!o.status.success() && stderr(&o).contains("--overwrite"), "{}", stderr(&o));
+}

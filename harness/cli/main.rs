@@ -5,6 +5,7 @@ mod cost;
 mod datasets_cmd;
 mod embed;
 mod eval;
+mod export;
 mod generate;
 mod progress;
 mod regress;
@@ -68,6 +69,11 @@ enum Command {
     /// Write a LoRA training checkpoint's actor as a peft adapter folder (a few MB, loadable as
     /// `--method checkpoint:DIR`).
     ExportAdapter(train::ExportAdapterArgs),
+    /// Write data for other tools (verl's training parquet).
+    Export {
+        #[command(subcommand)]
+        command: export::ExportCommand,
+    },
     /// Stack the tables of several runs into one (csv, parquet, md).
     Tables(tables::TablesArgs),
     /// Reproduce a table of the paper: the paper's numbers beside every cell this build can run.
@@ -141,6 +147,7 @@ fn main() {
         Command::Serve(args) => serve::run(args, root),
         Command::Train(args) => train::run(args, root),
         Command::ExportAdapter(args) => train::export_adapter(args, root),
+        Command::Export { command } => export::run(command, root),
         Command::Tables(args) => tables::run(args, root),
         Command::SqlSchema(args) => sql_eval::schema(args),
     };

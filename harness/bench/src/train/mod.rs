@@ -5,6 +5,7 @@
 //! folder, meta, resume, the JSONL log and progress, checkpoints, curves.
 mod env;
 mod plot;
+mod verl;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use harness_retrieval::{Bm25Index, DocFields, Document, IndexSettings};
 use harness_rl::trainer::{Environment, RunConfig, StepLog, Trainer};
 
 pub use plot::plot;
+pub use verl::{export_verl, VerlExport, VerlSpec};
 
 use crate::families::literature;
 use crate::run_dir::{new_run_id, RunDir};
@@ -259,31 +261,56 @@ fn eval_limited<T>(spec: &TrainSpec, mut items: Vec<T>) -> Vec<T> {
     items
 }
 
-/// Examples of a classic-IR split: the card's wording in the model's chat format, assistant
-/// turn pre-filled; one example per qrels row for single-target datasets (the paper's SciFact
-/// training data), else one per query with its graded rows.
-fn classic_ir_examples(dataset: &BeirDataset, card: &Card, split: &str, text: &PolicyText, reasoning: bool, dense: bool) -> Result<Vec<Example>> {
+/// A classic-IR example before tokenization: the query, its prompt task and its target.
+pub(crate) struct ClassicIrItem {
+    pub(crate) query: harness_core::Query,
+    pub(crate) task: harness_baselines::Task,
+    pub(crate) target: Target,
+}
+
+/// The examples of a classic-IR split in the card's wording: one per qrels row for
+/// single-target datasets (the paper's SciFact training data), else one per query with its
+/// graded rows, in qrels file order.
+pub(crate) fn classic_ir_items(dataset: &BeirDataset, card: &Card, split: &str, dense: bool) -> Result<Vec<ClassicIrItem>> {
     let (queries, qrels) = dataset.split_queries(split)?;
-    let prompts = harness_baselines::Prompts::new();
     let task_of = crate::methods::query_task(card, if dense { "dense" } else { "sparse" })?;
     let text_of: std::collections::HashMap<&str, &harness_core::Query> = queries.iter().map(|q| (q.id.as_str(), q)).collect();
     let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
-    let mut examples = Vec::new();
+    let mut items = Vec::new();
     for (qid, rows) in &qrels.rows_in_file_order {
         let Some(query) = text_of.get(qid.as_str()) else { continue };
-        let prompt_ids = prompt_ids(text, &prompts, &task_of(*query), reasoning)?;
+        let item = |target| ClassicIrItem { query: (*query).clone(), task: task_of(query), target };
         if single {
-            for (doc, _) in rows {
-                examples.push(Example { prompt_ids: prompt_ids.clone(), original: query.text.clone(), target: Target::Single(doc.clone()) });
-            }
+            items.extend(rows.iter().map(|(doc, _)| item(Target::Single(doc.clone()))));
         } else {
-            examples.push(Example { prompt_ids, original: query.text.clone(), target: Target::Graded(rows.clone()) });
+            items.push(item(Target::Graded(rows.clone())));
         }
     }
-    if examples.is_empty() {
+    if items.is_empty() {
         bail!("split '{split}' of {} has no judged queries", card.name);
     }
-    Ok(examples)
+    Ok(items)
+}
+
+/// The classic-IR items of a split as prompts in the model's chat format, assistant turn
+/// pre-filled (a query with several single-target rows is tokenized once).
+fn classic_ir_examples(dataset: &BeirDataset, card: &Card, split: &str, text: &PolicyText, reasoning: bool, dense: bool) -> Result<Vec<Example>> {
+    let prompts = harness_baselines::Prompts::new();
+    let mut tokenized: std::collections::HashMap<String, Vec<i64>> = std::collections::HashMap::new();
+    classic_ir_items(dataset, card, split, dense)?
+        .into_iter()
+        .map(|item| {
+            let prompt_ids = match tokenized.get(&item.query.id) {
+                Some(ids) => ids.clone(),
+                None => {
+                    let ids = prompt_ids(text, &prompts, &item.task, reasoning)?;
+                    tokenized.insert(item.query.id.clone(), ids.clone());
+                    ids
+                }
+            };
+            Ok(Example { prompt_ids, original: item.query.text, target: item.target })
+        })
+        .collect()
 }
 
 /// The held-out split: the one asked for, else the card's `dev` when it has one.
@@ -338,6 +365,33 @@ enum EvidenceCorpus {
     Dpr { questions: PathBuf, passages: PathBuf, file: crate::families::open_qa::PassageFile },
 }
 
+/// Where the questions of an evidence-seeking split come from.
+pub(crate) enum QuestionSource<'a> {
+    /// A BEIR-layout split's queries with the answer strings of its queries file.
+    Beir { dataset: &'a BeirDataset, answers: &'a std::collections::BTreeMap<String, Vec<String>> },
+    /// DPR question files: the card's file of the split, else its default questions file.
+    Dpr { card_questions: &'a Path },
+}
+
+/// (question, answer strings) of an evidence-seeking split; for DPR cards, `questions` replaces
+/// the split's file.
+pub(crate) fn evidence_questions(bench: &Bench, card: &Card, source: &QuestionSource<'_>, questions: Option<&Path>, split: &str) -> Result<Vec<(harness_core::Query, Vec<String>)>> {
+    match source {
+        QuestionSource::Beir { dataset, answers } => {
+            let (queries, _) = dataset.split_queries(split)?;
+            Ok(queries.into_iter().filter_map(|q| answers.get(&q.id).cloned().map(|a| (q, a))).collect())
+        }
+        QuestionSource::Dpr { card_questions } => {
+            let path = match (questions, card.splits.get(split)) {
+                (Some(file), _) => file.to_path_buf(),
+                (None, Some(s)) => harness_datasets::resolve_data_file(&bench.registry.dataset_dir(card), &s.qrels).unwrap_or_else(|| card_questions.to_path_buf()),
+                (None, None) => bail!("dataset '{}' has no split '{split}' (pass its questions with --questions FILE)", card.name),
+            };
+            Ok(crate::families::open_qa::read_questions(&path)?.into_iter().map(|q| (harness_core::Query { id: q.id, text: q.text }, q.answers)).collect())
+        }
+    }
+}
+
 fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_steps: u64, card: &Card) -> Result<TrainOutcome> {
     let corpus = match card.loader {
         LoaderKind::OpenQa => {
@@ -361,24 +415,11 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
         EvidenceCorpus::Dpr { .. } => Default::default(),
     };
     let task_of = crate::methods::query_task(card, "sparse")?;
-    // (question, answers) of a split: the BEIR split's queries with their answer strings, or a
-    // DPR questions file (`--questions` for the training split, else the card's file of it).
-    let questions_of = |split: &str| -> Result<Vec<(harness_core::Query, Vec<String>)>> {
-        match &corpus {
-            EvidenceCorpus::Beir(dataset) => {
-                let (queries, _) = dataset.split_queries(split)?;
-                Ok(queries.into_iter().filter_map(|q| answers.get(&q.id).cloned().map(|a| (q, a))).collect())
-            }
-            EvidenceCorpus::Dpr { questions, .. } => {
-                let path = match (&spec.questions, card.splits.get(split)) {
-                    (Some(file), _) if split == spec.split => file.clone(),
-                    (_, Some(s)) => harness_datasets::resolve_data_file(&bench.registry.dataset_dir(card), &s.qrels).unwrap_or_else(|| questions.clone()),
-                    (_, None) => bail!("dataset '{}' has no split '{split}' (pass its questions with --questions FILE)", card.name),
-                };
-                Ok(crate::families::open_qa::read_questions(&path)?.into_iter().map(|q| (harness_core::Query { id: q.id, text: q.text }, q.answers)).collect())
-            }
-        }
+    let source = match &corpus {
+        EvidenceCorpus::Beir(dataset) => QuestionSource::Beir { dataset, answers: &answers },
+        EvidenceCorpus::Dpr { questions, .. } => QuestionSource::Dpr { card_questions: questions },
     };
+    let questions_of = |split: &str| evidence_questions(bench, card, &source, spec.questions.as_deref().filter(|_| split == spec.split), split);
     let examples_of = |split: &str| -> Result<Vec<EvidenceExample>> {
         let examples = questions_of(split)?
             .into_iter()
