@@ -1003,3 +1003,82 @@ fn verl_export_writes_every_family_in_verls_columns() {
     let o = harness(&["export", "verl", "--dataset", "scifact", "--out", out.to_str().unwrap()], &cache);
     assert!(!o.status.success() && stderr(&o).contains("--overwrite"), "{}", stderr(&o));
 }
+
+/// `harness serve --reward` on loopback and verl's side of it, `scripts/verl/harness_reward.py`:
+/// 200 SciFact responses (well-formed, padded, broken JSON, empty, untagged) scored through the
+/// Python module, one call each and as one batch, equal the endpoint's own answers, which a
+/// unit test holds equal to the training environment's; an item the endpoint cannot score makes
+/// the module raise.
+#[test]
+fn verl_reward_function_calls_the_reward_endpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let port = free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["serve", "--reward", "--dataset", "scifact", "--port", &port.to_string()])
+        .env("HARNESS_CACHE_DIR", &cache)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 120, "harness serve --reward did not listen on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let url = format!("http://127.0.0.1:{port}/reward");
+
+    let queries: std::collections::HashMap<String, String> = std::fs::read_to_string("datasets/data/scifact/queries.jsonl")
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|q| (q["_id"].as_str().unwrap().to_string(), q["text"].as_str().unwrap().to_string()))
+        .collect();
+    let mut items = Vec::new();
+    for line in std::fs::read_to_string("datasets/data/scifact/deepretrieval_splits/train.tsv").unwrap().lines().skip(1).take(40) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let text = &queries[f[0]];
+        let answer = |body: String| format!("<think>\nsearching</think>\n<answer>\n{body}\n</answer>");
+        for turn in [
+            answer(serde_json::json!({"query": text}).to_string()),
+            answer(serde_json::json!({"query": format!("{text} randomized trial cohort")}).to_string()),
+            answer(format!("{{\"query\": \"{}", text.replace('"', ""))),
+            answer(String::new()),
+            text.clone(),
+        ] {
+            items.push(serde_json::json!({"data_source": "scifact", "solution_str": turn, "ground_truth": {"target": [f[1]], "score": [1]}, "extra_info": {"split": "train", "reasoning": true}}));
+        }
+    }
+    assert_eq!(items.len(), 200);
+    let body = serde_json::json!({"items": items}).to_string();
+    let answer = ureq::post(&url).header("Content-Type", "application/json").send(body.as_bytes()).unwrap().body_mut().read_to_string().unwrap();
+    let direct: serde_json::Value = serde_json::from_str(&answer).unwrap();
+    let direct: Vec<f64> = direct["rewards"].as_array().unwrap().iter().map(|r| r["score"].as_f64().unwrap()).collect();
+    assert!(direct.iter().any(|s| *s > 0.1) && direct.contains(&-2.0) && direct.contains(&0.0), "the tiers are all there: {direct:?}");
+
+    let items_file = tmp.path().join("items.json");
+    std::fs::write(&items_file, serde_json::to_string(&items).unwrap()).unwrap();
+    let driver = r#"
+import json, sys
+sys.path.insert(0, "scripts/verl")
+import harness_reward as h
+items = json.load(open(sys.argv[1]))
+one = [h.compute_score(i["data_source"], i["solution_str"], i["ground_truth"], i["extra_info"]) for i in items]
+batch = h.compute_score_batch([i["data_source"] for i in items], [i["solution_str"] for i in items], [i["ground_truth"] for i in items], [i["extra_info"] for i in items])
+print(json.dumps({"one": one, "batch": batch}))
+try:
+    h.compute_score("nfcorpus", "x", {"target": ["1"]}, {})
+except RuntimeError as e:
+    print("refused:", e)
+"#;
+    let o = Command::new("python3").args(["-c", driver, items_file.to_str().unwrap()]).env("HARNESS_REWARD_URL", &url).output().unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let scores: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    for key in ["one", "batch"] {
+        let got: Vec<f64> = scores[key].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        assert_eq!(got, direct, "{key}");
+    }
+    assert!(out.contains("refused:") && out.contains("not served"), "{out}");
+}

@@ -383,3 +383,41 @@ pub fn serve(server: &tiny_http::Server, policy: &Policy, options: &ServeOptions
         }
     });
 }
+
+/// A JSON service without a model (the reward endpoint): `workers` threads read requests of at
+/// most `max_body_bytes` and answer `handler(method, path, body)` (a body that cannot be read
+/// gets 408, 413 or 400 as [`serve`] gives them) until `stop` is set.
+pub fn serve_json(
+    server: &tiny_http::Server,
+    workers: usize,
+    max_body_bytes: usize,
+    stop: &AtomicBool,
+    handler: &(dyn Fn(&tiny_http::Method, &str, String) -> (u16, serde_json::Value) + Sync),
+) {
+    std::thread::scope(|s| {
+        for _ in 0..workers.max(1) {
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut request = match server.recv_timeout(Duration::from_millis(200)) {
+                        Ok(Some(request)) => request,
+                        Ok(None) => continue,
+                        Err(_) => break,
+                    };
+                    let path = request.url().split('?').next().unwrap_or("").trim_end_matches('/').to_string();
+                    let method = request.method().clone();
+                    let (status, reply) = match read_body(&mut request, max_body_bytes) {
+                        Ok(body) => handler(&method, &path, body),
+                        Err(reply) => reply,
+                    };
+                    let header = tiny_http::Header::from_bytes("Content-Type", "application/json").expect("valid header");
+                    let _ = request.respond(tiny_http::Response::from_string(reply.to_string()).with_status_code(status).with_header(header));
+                }
+            });
+        }
+    });
+}
+
+/// An error answer in the OpenAI layout (`{"error": {"message", "type"}}`).
+pub fn error_reply(status: u16, message: &str) -> (u16, serde_json::Value) {
+    error(status, message)
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{anyhow, Result};
-use harness_baselines::serve::{bind, serve, ServeOptions};
+use harness_baselines::serve::{bind, error_reply, serve, serve_json, ServeOptions};
 use harness_policy::{parse_device, Policy};
 
 #[derive(clap::Args)]
@@ -35,9 +35,26 @@ pub struct ServeArgs {
     /// Seconds a client may take to send its request or receive its answer.
     #[arg(long, default_value_t = 30.0)]
     timeout_secs: f64,
+    /// Serve training rewards instead of a model: POST /reward with verl's reward arguments
+    /// (the rows of `harness export verl` and the model's assistant turns); no model is loaded.
+    #[arg(long)]
+    reward: bool,
+    /// With --reward: a dataset whose reward is served (repeat for several).
+    #[arg(long = "dataset", requires = "reward")]
+    datasets: Vec<String>,
+    /// With --reward: documents a classic-IR reward retrieves (the training config's
+    /// reward_depth; cpu-small's 50).
+    #[arg(long, default_value_t = 50, requires = "reward")]
+    reward_depth: usize,
+    /// With --reward: threads scoring a request's items.
+    #[arg(long, default_value_t = 2, requires = "reward")]
+    threads: usize,
 }
 
 pub fn run(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
+    if args.reward {
+        return serve_rewards(args, root);
+    }
     let workspace = crate::workspace(root)?;
     let dir = args.model.clone().unwrap_or_else(|| workspace.default_policy());
     anyhow::ensure!(args.timeout_secs > 0.0 && args.timeout_secs <= 3600.0, "--timeout-secs {} must be above 0 and at most 3600", args.timeout_secs);
@@ -62,5 +79,40 @@ pub fn run(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
     );
     let stop = AtomicBool::new(false);
     serve(&server, &policy, &options, &stop);
+    Ok(())
+}
+
+/// Most items one reward request may carry.
+const MAX_REWARD_ITEMS: usize = 4096;
+
+/// `harness serve --reward`: POST /reward `{"items": [{data_source, solution_str, ground_truth,
+/// extra_info}, ...]}` answers `{"rewards": [{score, metric, outcome, format_ok, error?}, ...]}`
+/// in order; GET /reward lists the data sources served.
+fn serve_rewards(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
+    anyhow::ensure!(!args.datasets.is_empty(), "--reward needs at least one --dataset whose reward to serve");
+    anyhow::ensure!(args.reward_depth >= 1 && args.threads >= 1, "--reward-depth and --threads must be at least 1");
+    let bars = crate::progress::Bars::new(false);
+    let bench = crate::bench(root, &bars)?;
+    let service = harness_bench::train::RewardService::open(&bench, &args.datasets, args.reward_depth)?;
+    let server = bind((args.host.as_str(), args.port), std::time::Duration::from_secs_f64(args.timeout_secs))
+        .map_err(|e| anyhow!("listening on {}:{}: {e}", args.host, args.port))?;
+    eprintln!("serving the rewards of {} on http://{}:{}/reward (POST); Ctrl-C stops", service.data_sources().join(", "), args.host, args.port);
+    let threads = args.threads;
+    let handler = |method: &tiny_http::Method, path: &str, body: String| -> (u16, serde_json::Value) {
+        match (method, path) {
+            (tiny_http::Method::Get, "/reward") => (200, serde_json::json!({"data_sources": service.data_sources()})),
+            (tiny_http::Method::Post, "/reward") => {
+                match serde_json::from_str::<harness_bench::train::RewardRequest>(&body) {
+                    Err(e) => error_reply(400, &format!("body: {e}")),
+                    Ok(r) if r.items.len() > MAX_REWARD_ITEMS => error_reply(413, &format!("{} items; at most {MAX_REWARD_ITEMS} per request", r.items.len())),
+                    Ok(r) => (200, serde_json::json!({"rewards": service.score(&r.items, threads)})),
+                }
+            }
+            (m, p) => error_reply(404, &format!("no route {m} {p}")),
+        }
+    };
+    let stop = AtomicBool::new(false);
+    // Each request scores its items on `threads` threads; a few requests are read at once.
+    serve_json(&server, 4, 64 << 20, &stop, &handler);
     Ok(())
 }

@@ -137,8 +137,8 @@ impl Environment for ClassicIrEnv<'_> {
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
         let turn = self.turns.turn(response);
-        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| self.metric(i, query));
-        self.turns.scored(&turn, &answer, rewards::classic_ir(&answer))
+        let (answer, reward) = classic_ir_turn(&turn, self.turns.format, |query| self.metric(i, query));
+        self.turns.scored(&turn, &answer, reward)
     }
 
     fn original_metric(&mut self, i: usize) -> Option<f64> {
@@ -152,11 +152,71 @@ impl ClassicIrEnv<'_> {
     /// searched.
     fn metric(&mut self, i: usize, query: &str) -> Option<f64> {
         let hits = self.retriever.search(query, self.depth)?;
-        let ranked: Vec<&str> = hits.iter().map(String::as_str).collect();
-        Some(match &self.examples[i].target {
-            Target::Single(doc) => harness_core::drcompat::ndcg_single_target(&ranked, doc, self.depth),
-            Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, self.depth),
-        })
+        Some(classic_ir_ndcg(&hits, &self.examples[i].target, self.depth))
+    }
+}
+
+/// The paper's NDCG at `depth` of a ranking for a target (single-target or graded).
+pub(crate) fn classic_ir_ndcg(hits: &[String], target: &Target, depth: usize) -> f64 {
+    let ranked: Vec<&str> = hits.iter().map(String::as_str).collect();
+    match target {
+        Target::Single(doc) => harness_core::drcompat::ndcg_single_target(&ranked, doc, depth),
+        Target::Graded(rows) => harness_core::drcompat::ndcg_graded(&ranked, rows, depth),
+    }
+}
+
+// The reward of an assistant turn, by family: what the training environments compute and what
+// the reward endpoint (`RewardService`) answers; `measure` runs the retriever or executor.
+
+/// Classic IR: the answer's NDCG and the paper's reward.
+pub(crate) fn classic_ir_turn(turn: &str, format: AnswerFormat, measure: impl FnOnce(&str) -> Option<f64>) -> (Answer<f64>, f64) {
+    let answer = Answer::from_turn(turn, format, "query", measure);
+    let reward = rewards::classic_ir(&answer);
+    (answer, reward)
+}
+
+/// Evidence seeking: Hit@`hit_k` of the answer and the paper's rank-tier reward.
+pub(crate) fn evidence_turn(turn: &str, format: AnswerFormat, squad: bool, hit_k: usize, first_rank: impl FnOnce(&str) -> Option<Option<usize>>) -> (Answer<f64>, f64) {
+    let answer = Answer::from_turn(turn, format, "query", first_rank);
+    let reward = rewards::evidence_seeking(&answer, squad);
+    (answer.map(|rank| hit_within(*rank, hit_k)), reward)
+}
+
+/// SQL: execution accuracy (1 or 0) of the answer and the paper's execution tiers.
+pub(crate) fn sql_turn(turn: &str, format: AnswerFormat, bird: bool, outcome: impl FnOnce(&str) -> Option<SqlOutcome>) -> (Answer<f64>, f64) {
+    let answer = Answer::from_turn(turn, format, "sql", outcome);
+    let reward = rewards::sql(&answer, bird);
+    (answer.map(|o| if *o == SqlOutcome::Equal { 1.0 } else { 0.0 }), reward)
+}
+
+fn hit_within(rank: Option<usize>, k: usize) -> f64 {
+    if rank.is_some_and(|r| r <= k) { 1.0 } else { 0.0 }
+}
+
+/// The rank (from 1) of the first of `hits` holding one of `answers`; `Some(None)` when none
+/// does, `None` when a passage cannot be read.
+pub(crate) fn first_answer_rank(hits: &[String], passages: &PassageTexts, answers: &[Vec<String>]) -> Option<Option<usize>> {
+    if answers.is_empty() {
+        return Some(None);
+    }
+    for (rank, id) in hits.iter().enumerate() {
+        if passages.holds_answer(id, answers)? {
+            return Some(Some(rank + 1));
+        }
+    }
+    Some(None)
+}
+
+/// The execution tier of a judge's verdict.
+pub(crate) fn sql_outcome(verdict: Result<harness_sql::Verdict, harness_sql::SqlError>) -> SqlOutcome {
+    match verdict {
+        Ok(harness_sql::Verdict::Correct) => SqlOutcome::Equal,
+        // A statement that runs past the time limit executed and differs (no paper quirk).
+        Ok(harness_sql::Verdict::Mismatch | harness_sql::Verdict::PredFailed(harness_sql::ExecFailure::Timeout(_))) => SqlOutcome::Differs,
+        Ok(harness_sql::Verdict::PredFailed(_)) => SqlOutcome::Error,
+        // A question that cannot be judged (its gold fails, its database is unreadable) earns
+        // the error tier, the reward of an answer that taught nothing.
+        Ok(harness_sql::Verdict::NotRunnable(_) | harness_sql::Verdict::GoldFailed(_)) | Err(_) => SqlOutcome::Error,
     }
 }
 
@@ -233,7 +293,7 @@ pub(crate) enum PassageTexts {
 impl PassageTexts {
     /// Whether passage `id` holds one of `answers` (DPR `has_answers`); `None` when it cannot
     /// be read.
-    fn holds_answer(&self, id: &str, answers: &[Vec<String>]) -> Option<bool> {
+    pub(crate) fn holds_answer(&self, id: &str, answers: &[Vec<String>]) -> Option<bool> {
         match self {
             PassageTexts::Tokens(tokens) => Some(tokens.get(id).is_some_and(|t| harness_core::answers::has_answer_tokens(t, answers))),
             PassageTexts::File(file) => {
@@ -250,20 +310,7 @@ impl EvidenceEnv<'_> {
     /// cannot be read.
     fn first_rank(&mut self, i: usize, query: &str) -> Option<Option<usize>> {
         let hits = self.retriever.search(query, self.depth)?;
-        let answers = &self.examples[i].answers;
-        if answers.is_empty() {
-            return Some(None);
-        }
-        for (rank, id) in hits.iter().enumerate() {
-            if self.passages.holds_answer(id, answers)? {
-                return Some(Some(rank + 1));
-            }
-        }
-        Some(None)
-    }
-
-    fn hit(&self, rank: Option<usize>) -> f64 {
-        if rank.is_some_and(|r| r <= self.hit_k) { 1.0 } else { 0.0 }
+        first_answer_rank(&hits, &self.passages, &self.examples[i].answers)
     }
 }
 
@@ -278,14 +325,14 @@ impl Environment for EvidenceEnv<'_> {
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
         let turn = self.turns.turn(response);
-        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| self.first_rank(i, query));
-        let reward = rewards::evidence_seeking(&answer, self.squad);
-        self.turns.scored(&turn, &answer.map(|rank| self.hit(*rank)), reward)
+        let (squad, hit_k) = (self.squad, self.hit_k);
+        let (answer, reward) = evidence_turn(&turn, self.turns.format, squad, hit_k, |query| self.first_rank(i, query));
+        self.turns.scored(&turn, &answer, reward)
     }
 
     fn original_metric(&mut self, i: usize) -> Option<f64> {
         let question = self.examples[i].question.clone();
-        self.first_rank(i, &question).map(|rank| self.hit(rank))
+        self.first_rank(i, &question).map(|rank| hit_within(rank, self.hit_k))
     }
 }
 
@@ -310,15 +357,7 @@ pub(crate) struct SqlEnv<'a> {
 impl SqlEnv<'_> {
     fn outcome(&mut self, i: usize, sql: &str) -> SqlOutcome {
         let example = &self.examples[i];
-        match self.judge.verdict(&example.db_id, &example.gold_sql, sql) {
-            Ok(harness_sql::Verdict::Correct) => SqlOutcome::Equal,
-            // A statement that runs past the time limit executed and differs (no paper quirk).
-            Ok(harness_sql::Verdict::Mismatch | harness_sql::Verdict::PredFailed(harness_sql::ExecFailure::Timeout(_))) => SqlOutcome::Differs,
-            Ok(harness_sql::Verdict::PredFailed(_)) => SqlOutcome::Error,
-            // A question that cannot be judged (its gold fails, its database is unreadable)
-            // earns the error tier, the reward of an answer that taught nothing.
-            Ok(harness_sql::Verdict::NotRunnable(_) | harness_sql::Verdict::GoldFailed(_)) | Err(_) => SqlOutcome::Error,
-        }
+        sql_outcome(self.judge.verdict(&example.db_id, &example.gold_sql, sql))
     }
 }
 
@@ -333,9 +372,9 @@ impl Environment for SqlEnv<'_> {
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
         let turn = self.turns.turn(response);
-        let answer = Answer::from_turn(&turn, self.turns.format, "sql", |sql| Some(self.outcome(i, sql)));
-        let reward = rewards::sql(&answer, self.bird);
-        self.turns.scored(&turn, &answer.map(|o| if *o == SqlOutcome::Equal { 1.0 } else { 0.0 }), reward)
+        let bird = self.bird;
+        let (answer, reward) = sql_turn(&turn, self.turns.format, bird, |sql| Some(self.outcome(i, sql)));
+        self.turns.scored(&turn, &answer, reward)
     }
 }
 

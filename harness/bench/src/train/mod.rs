@@ -5,6 +5,7 @@
 //! folder, meta, resume, the JSONL log and progress, checkpoints, curves.
 mod env;
 mod plot;
+mod reward_service;
 mod verl;
 
 use std::io::Write;
@@ -18,6 +19,7 @@ use harness_retrieval::{Bm25Index, DocFields, Document, IndexSettings};
 use harness_rl::trainer::{Environment, RunConfig, StepLog, Trainer};
 
 pub use plot::plot;
+pub use reward_service::{ExtraInfo, GroundTruth, RewardItem, RewardOutcome, RewardRequest, RewardService};
 pub use verl::{export_verl, VerlExport, VerlSpec};
 
 use crate::families::literature;

@@ -1,0 +1,360 @@
+//! The training reward as a service: verl's reward-function arguments in (data source, the
+//! model's assistant turn, the ground truth and extra info of `harness export verl`), the
+//! paper's reward and its parts out, computed by the functions the training environments call
+//! (`env::classic_ir_turn`, `evidence_turn`, `sql_turn`) with the same retrievers and judge.
+//! `harness serve --reward` puts it behind HTTP for verl's custom reward function
+//! (`python/harness_reward.py`).
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use anyhow::{bail, Context, Result};
+use harness_core::answer::AnswerFormat;
+use harness_core::rewards::Answer;
+use harness_datasets::beir::BeirDataset;
+use harness_datasets::{Card, DrCompatNdcg, LoaderKind, RewardFamily};
+use harness_retrieval::{Bm25Index, Bm25Params};
+use serde::{Deserialize, Serialize};
+
+use super::env::{classic_ir_ndcg, classic_ir_turn, evidence_turn, first_answer_rank, sql_outcome, sql_turn, PassageTexts, Target};
+use super::{bm25_index, EVIDENCE_REWARD_DEPTH};
+use crate::context::Bench;
+use crate::spec::CellSpec;
+
+/// One response to reward: verl's `compute_score` arguments.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RewardItem {
+    pub data_source: String,
+    /// The whole assistant turn (verl does not pre-fill `<think>`).
+    pub solution_str: String,
+    pub ground_truth: GroundTruth,
+    #[serde(default)]
+    pub extra_info: ExtraInfo,
+}
+
+/// A request to the reward endpoint: a batch of items.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct RewardRequest {
+    pub items: Vec<RewardItem>,
+}
+
+/// `reward_model.ground_truth` of the exported parquet.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct GroundTruth {
+    pub target: Vec<String>,
+    #[serde(default)]
+    pub score: Vec<i64>,
+}
+
+/// The parts of `extra_info` a reward reads.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ExtraInfo {
+    /// Whether the prompt asked for `<think>` before `<answer>` (the answer format checked).
+    #[serde(default = "reasoning_default")]
+    pub reasoning: bool,
+    #[serde(default)]
+    pub split: Option<String>,
+    #[serde(default)]
+    pub db_id: Option<String>,
+}
+
+fn reasoning_default() -> bool {
+    true
+}
+
+impl Default for ExtraInfo {
+    fn default() -> Self {
+        ExtraInfo { reasoning: true, split: None, db_id: None }
+    }
+}
+
+/// The reward of one response and its parts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RewardOutcome {
+    /// The paper's reward (what verl optimises); null when the item could not be scored.
+    pub score: Option<f64>,
+    /// The family's metric of the answer (NDCG, Hit@K, execution accuracy); 0 when malformed.
+    pub metric: f64,
+    /// `scored`, `malformed-tags`, `empty-answer` or `invalid` (bad JSON, wrong key, or the
+    /// retriever or executor refused the answer).
+    pub outcome: String,
+    pub format_ok: bool,
+    /// Why the item could not be scored (unknown data source, unusable ground truth).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<String>,
+}
+
+impl RewardOutcome {
+    fn of(answer: &Answer<f64>, reward: f64) -> RewardOutcome {
+        let (outcome, metric) = match answer {
+            Answer::Scored(m) => ("scored", *m),
+            Answer::MalformedTags => ("malformed-tags", 0.0),
+            Answer::EmptyBlock => ("empty-answer", 0.0),
+            Answer::Invalid => ("invalid", 0.0),
+        };
+        RewardOutcome { score: Some(reward), metric, outcome: outcome.into(), format_ok: outcome == "scored", error: None }
+    }
+
+    fn failed(error: String) -> RewardOutcome {
+        RewardOutcome { score: None, metric: 0.0, outcome: "error".into(), format_ok: false, error: Some(error) }
+    }
+}
+
+/// What a data source is rewarded with.
+enum Source {
+    ClassicIr { index: Bm25Index, params: Bm25Params, depth: usize, single: bool },
+    Evidence { index: Bm25Index, params: Bm25Params, passages: PassageTexts, hit_k: usize, squad: bool },
+    /// One judge per split with databases (Spider's train and dev databases differ).
+    Sql { judges: BTreeMap<String, Mutex<harness_sql::Judge>>, bird: bool },
+}
+
+/// Rewards for the data sources (cards) it was opened with.
+pub struct RewardService {
+    sources: BTreeMap<String, Source>,
+}
+
+impl RewardService {
+    /// Opens the retrievers and judges of `datasets`; classic IR searches `reward_depth`
+    /// documents (the training config's `reward_depth`), evidence seeking the paper's 3,000.
+    pub fn open(bench: &Bench, datasets: &[String], reward_depth: usize) -> Result<RewardService> {
+        let mut sources = BTreeMap::new();
+        for name in datasets {
+            let card = bench.registry.get(name)?.clone();
+            let source = open_source(bench, &card, reward_depth).with_context(|| format!("opening the reward of '{name}'"))?;
+            sources.insert(card.name.clone(), source);
+        }
+        Ok(RewardService { sources })
+    }
+
+    /// The data sources served.
+    pub fn data_sources(&self) -> Vec<String> {
+        self.sources.keys().cloned().collect()
+    }
+
+    /// The rewards of `items`, in order, computed on `threads` threads (each with its own
+    /// searcher); an item that cannot be scored gets an error, never a guess.
+    pub fn score(&self, items: &[RewardItem], threads: usize) -> Vec<RewardOutcome> {
+        let threads = threads.clamp(1, items.len().max(1));
+        let chunk = items.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = items.chunks(chunk).map(|part| scope.spawn(move || self.score_part(part))).collect();
+            handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|_| vec![RewardOutcome::failed("a reward worker panicked".into()); chunk])).collect()
+        })
+    }
+
+    fn score_part(&self, items: &[RewardItem]) -> Vec<RewardOutcome> {
+        let mut searchers: BTreeMap<&str, harness_retrieval::Bm25Searcher<'_>> = BTreeMap::new();
+        items
+            .iter()
+            .map(|item| {
+                let Some(source) = self.sources.get(&item.data_source) else {
+                    return RewardOutcome::failed(format!("data_source '{}' is not served (serving: {})", item.data_source, self.data_sources().join(", ")));
+                };
+                let format = if item.extra_info.reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct };
+                let truth = &item.ground_truth;
+                if truth.target.is_empty() {
+                    return RewardOutcome::failed("ground_truth.target is empty".into());
+                }
+                match source {
+                    Source::ClassicIr { index, params, depth, single } => {
+                        let target = if *single {
+                            Target::Single(truth.target[0].clone())
+                        } else if truth.score.len() == truth.target.len() {
+                            Target::Graded(truth.target.iter().cloned().zip(truth.score.iter().map(|s| *s as i32)).collect())
+                        } else {
+                            return RewardOutcome::failed(format!("ground_truth has {} targets and {} scores", truth.target.len(), truth.score.len()));
+                        };
+                        let searcher = searchers.entry(item.data_source.as_str()).or_insert_with(|| index.searcher());
+                        let (answer, reward) = classic_ir_turn(&item.solution_str, format, |query| {
+                            let hits = searcher.search(query, *depth, *params).ok()?;
+                            let ids: Vec<String> = hits.iter().map(|(o, _)| index.doc_id(*o).to_string()).collect();
+                            Some(classic_ir_ndcg(&ids, &target, *depth))
+                        });
+                        RewardOutcome::of(&answer, reward)
+                    }
+                    Source::Evidence { index, params, passages, hit_k, squad } => {
+                        let answers: Vec<Vec<String>> = truth.target.iter().map(|a| harness_core::answers::dpr_tokens(a)).collect();
+                        let searcher = searchers.entry(item.data_source.as_str()).or_insert_with(|| index.searcher());
+                        let (answer, reward) = evidence_turn(&item.solution_str, format, *squad, *hit_k, |query| {
+                            let hits = searcher.search(query, EVIDENCE_REWARD_DEPTH, *params).ok()?;
+                            let ids: Vec<String> = hits.iter().map(|(o, _)| index.doc_id(*o).to_string()).collect();
+                            first_answer_rank(&ids, passages, &answers)
+                        });
+                        RewardOutcome::of(&answer, reward)
+                    }
+                    Source::Sql { judges, bird } => {
+                        let Some(db_id) = item.extra_info.db_id.as_deref() else {
+                            return RewardOutcome::failed("extra_info.db_id is missing (SQL rewards run against the question's database)".into());
+                        };
+                        let split = item.extra_info.split.as_deref().unwrap_or("train");
+                        let Some(judge) = judges.get(split) else {
+                            return RewardOutcome::failed(format!("no databases for split '{split}' (have: {})", judges.keys().cloned().collect::<Vec<_>>().join(", ")));
+                        };
+                        let gold = &truth.target[0];
+                        let (answer, reward) = sql_turn(&item.solution_str, format, *bird, |sql| {
+                            let verdict = judge.lock().unwrap_or_else(|p| p.into_inner()).verdict(db_id, gold, sql);
+                            Some(sql_outcome(verdict))
+                        });
+                        RewardOutcome::of(&answer, reward)
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+fn open_source(bench: &Bench, card: &Card, reward_depth: usize) -> Result<Source> {
+    Ok(match (card.task.reward, card.loader) {
+        (RewardFamily::ClassicIr, LoaderKind::Beir) => {
+            let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(card)?);
+            let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
+            Source::ClassicIr { index: bm25_index(bench, &dataset)?, params, depth: reward_depth, single: card.dr_compat() == DrCompatNdcg::SingleTarget }
+        }
+        (RewardFamily::Evidence, LoaderKind::Beir) => {
+            let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(card)?);
+            let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
+            let tokens = dataset.read_corpus()?.into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
+            let hit_k = card.paper_metric.strip_prefix("hit.").and_then(|k| k.parse().ok()).with_context(|| format!("card '{}': paper_metric is not hit.K", card.name))?;
+            Source::Evidence { index: bm25_index(bench, &dataset)?, params, passages: PassageTexts::Tokens(tokens), hit_k, squad: card.task.squad_tiers }
+        }
+        (RewardFamily::Sql, LoaderKind::Spider | LoaderKind::Bird) => {
+            let timeout = std::time::Duration::from_secs_f64(crate::spec::defaults::SQL_TIMEOUT_SECS);
+            let options = harness_sql::ExOptions { mode: harness_sql::ExMode::Dr, limits: harness_sql::ExecLimits { timeout, ..Default::default() }, ..Default::default() };
+            let mut judges = BTreeMap::new();
+            for split in card.splits.keys() {
+                // A split whose databases are not here is not served (said when asked for).
+                if let Ok(loaded) = crate::families::sql::load_split(bench, card, split, None) {
+                    judges.insert(split.clone(), Mutex::new(harness_sql::Judge::new(&loaded.db_dir, options.clone())?));
+                }
+            }
+            if judges.is_empty() {
+                bail!("no split of '{}' has its databases here", card.name);
+            }
+            Source::Sql { judges, bird: card.loader == LoaderKind::Bird }
+        }
+        (family, loader) => bail!("the reward of '{}' ({family:?}, {loader:?} layout) is not served: classic IR, evidence seeking over a BEIR-layout corpus and SQL are", card.name),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::env::{ClassicIrEnv, EvidenceEnv, EvidenceExample, RewardRetriever, SqlEnv, SqlExample, Turns};
+    use super::*;
+    use harness_rl::trainer::Environment;
+
+    fn bench_here(progress: &crate::progress::Silent) -> Bench<'_> {
+        let settings = crate::WorkspaceSettings { search_from: std::env::current_dir().unwrap(), ..Default::default() };
+        Bench::new(crate::Workspace::locate(&settings).unwrap(), crate::Invocation::default(), progress).unwrap()
+    }
+
+    /// Answers a model might give for a query (or SQL) `text`: well-formed with and without
+    /// reasoning, a keyword pile, broken JSON, an empty block, no tags.
+    fn turns_for(text: &str, key: &str, reasoning: bool) -> Vec<String> {
+        let answer = |body: &str| if reasoning { format!("<think>\nlooking for it</think>\n<answer>\n{body}\n</answer>") } else { format!("<answer>\n{body}\n</answer>") };
+        vec![
+            answer(&serde_json::json!({ key: text }).to_string()),
+            answer(&serde_json::json!({ key: format!("{text} evidence study results") }).to_string()),
+            answer(&format!("{{\"{key}\": \"{}", text.replace('"', ""))),
+            answer(""),
+            text.to_string(),
+        ]
+    }
+
+    /// The endpoint's rewards equal the training environments' on the same turns: 220
+    /// responses over SciFact (BM25, single target), the SQuAD paragraphs (rank tiers) and
+    /// Spider dev (execution tiers, gold and wrong SQL).
+    #[test]
+    fn served_rewards_equal_the_training_environments() {
+        let progress = crate::progress::Silent;
+        let bench = bench_here(&progress);
+        let service = RewardService::open(&bench, &["scifact".into(), "squad-paragraphs".into(), "spider".into()], 50).unwrap();
+        let text = harness_policy::PolicyText::load(&bench.workspace.default_policy()).unwrap();
+        let mut compared = 0;
+        // The env is given the response after its pre-filled prefix, the service the whole turn.
+        let mut check = |env: &mut dyn Environment, i: usize, turn: &str, item: RewardItem, reasoning: bool| {
+            let prefix = harness_baselines::prompts::assistant_prefix(reasoning);
+            let Some(body) = turn.strip_prefix(prefix) else { return };
+            let ids = text.encode(body).unwrap();
+            assert_eq!(text.decode(&ids), body, "the tokenizer round-trips {body:?}");
+            let trained = env.score(i, &ids);
+            let served = &service.score(&[item], 1)[0];
+            assert_eq!(served.score, Some(trained.reward), "{turn:?}: {served:?}");
+            assert_eq!(served.metric, trained.metric, "{turn:?}");
+            assert_eq!(served.format_ok, trained.format_ok, "{turn:?}");
+            compared += 1;
+        };
+
+        let card = bench.registry.get("scifact").unwrap().clone();
+        let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(&card).unwrap());
+        let items = crate::train::classic_ir_items(&dataset, &card, "train", false).unwrap();
+        let index = bm25_index(&bench, &dataset).unwrap();
+        let params = crate::families::beir::bm25_params(&CellSpec::default(), &card).unwrap();
+        for reasoning in [false, true] {
+            let examples = crate::train::classic_ir_examples(&dataset, &card, "train", &text, reasoning, false).unwrap();
+            let mut env = ClassicIrEnv { examples, retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params }, depth: 50, turns: Turns::new(&text, reasoning, text.eos_ids.clone()) };
+            for (i, item) in items.iter().enumerate().take(12) {
+                let Target::Single(doc) = &item.target else { panic!("SciFact is single-target") };
+                for turn in turns_for(&item.query.text, "query", reasoning) {
+                    let truth = GroundTruth { target: vec![doc.clone()], score: vec![1] };
+                    let extra = ExtraInfo { reasoning, ..Default::default() };
+                    check(&mut env, i, &turn, RewardItem { data_source: "scifact".into(), solution_str: turn.clone(), ground_truth: truth, extra_info: extra }, reasoning);
+                }
+            }
+        }
+
+        let card = bench.registry.get("squad-paragraphs").unwrap().clone();
+        let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(&card).unwrap());
+        let answers = dataset.read_answers().unwrap();
+        let questions = crate::train::evidence_questions(&bench, &card, &crate::train::QuestionSource::Beir { dataset: &dataset, answers: &answers }, None, "dev").unwrap();
+        let index = bm25_index(&bench, &dataset).unwrap();
+        let params = crate::families::beir::bm25_params(&CellSpec::default(), &card).unwrap();
+        let tokens = dataset.read_corpus().unwrap().into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
+        let passages = std::rc::Rc::new(PassageTexts::Tokens(tokens));
+        let task_of = crate::methods::query_task(&card, "sparse").unwrap();
+        let chosen: Vec<_> = questions.into_iter().filter(|(_, a)| !a.is_empty()).take(16).collect();
+        let examples = chosen
+            .iter()
+            .map(|(q, a)| EvidenceExample { task: task_of(q), question: q.text.clone(), answers: a.iter().map(|s| harness_core::answers::dpr_tokens(s)).collect() })
+            .collect();
+        let mut env = EvidenceEnv { examples, retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params }, passages, depth: EVIDENCE_REWARD_DEPTH, hit_k: 5, squad: card.task.squad_tiers, turns: Turns::new(&text, true, text.eos_ids.clone()) };
+        for (i, (q, a)) in chosen.iter().enumerate() {
+            for turn in turns_for(&q.text, "query", true) {
+                let truth = GroundTruth { target: a.clone(), score: vec![1; a.len()] };
+                check(&mut env, i, &turn, RewardItem { data_source: "squad-paragraphs".into(), solution_str: turn.clone(), ground_truth: truth, extra_info: ExtraInfo::default() }, true);
+            }
+        }
+
+        let card = bench.registry.get("spider").unwrap().clone();
+        let loaded = crate::families::sql::load_split(&bench, &card, "dev", None).unwrap();
+        let questions: Vec<_> = loaded.questions.into_iter().take(12).collect();
+        let schemas = crate::families::sql::schemas(&questions, &loaded.db_dir).unwrap();
+        let tasks = crate::families::sql::sql_tasks(&questions, &schemas);
+        let examples = questions.iter().map(|q| SqlExample { task: tasks[&q.index.to_string()].clone(), db_id: q.db_id.clone(), gold_sql: q.gold_sql.clone() }).collect();
+        let options = harness_sql::ExOptions { mode: harness_sql::ExMode::Dr, ..Default::default() };
+        let mut env = SqlEnv { examples, judge: harness_sql::Judge::new(&loaded.db_dir, options).unwrap(), bird: false, turns: Turns::new(&text, false, text.eos_ids.clone()) };
+        for (i, q) in questions.iter().enumerate() {
+            let wrong = "SELECT count(*) FROM sqlite_master";
+            for turn in turns_for(&q.gold_sql, "sql", false).into_iter().chain(turns_for(wrong, "sql", false).into_iter().take(1)) {
+                let truth = GroundTruth { target: vec![q.gold_sql.clone()], score: Vec::new() };
+                let extra = ExtraInfo { reasoning: false, split: Some("dev".into()), db_id: Some(q.db_id.clone()) };
+                check(&mut env, i, &turn, RewardItem { data_source: "spider".into(), solution_str: turn.clone(), ground_truth: truth, extra_info: extra }, false);
+            }
+        }
+        // Turns without the pre-filled prefix (no tags at all) cannot be given to an env as a
+        // response; every other turn was compared.
+        assert!(compared >= 200, "{compared} responses compared");
+
+        // Gold SQL earns the paper's 1.1; an unknown data source is an error, not a reward.
+        let q = &questions[0];
+        let gold = RewardItem {
+            data_source: "spider".into(),
+            solution_str: format!("<answer>\n{}\n</answer>", serde_json::json!({"sql": q.gold_sql})),
+            ground_truth: GroundTruth { target: vec![q.gold_sql.clone()], score: Vec::new() },
+            extra_info: ExtraInfo { reasoning: false, split: Some("dev".into()), db_id: Some(q.db_id.clone()) },
+        };
+        let mut unknown = gold.clone();
+        unknown.data_source = "nfcorpus".into();
+        let out = service.score(&[gold, unknown], 2);
+        assert_eq!((out[0].score, out[0].metric), (Some(1.1), 1.0));
+        assert!(out[1].score.is_none() && out[1].error.as_deref().is_some_and(|e| e.contains("not served")), "{:?}", out[1]);
+    }
+}
