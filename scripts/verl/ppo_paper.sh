@@ -13,8 +13,9 @@ GPUS="${3:-2}"
 H="${HARNESS_BIN:-$ROOT/target/release/harness}"
 DATA="${VERL_DATA_DIR:-$ROOT/results/verl/$DATASET}"
 PORT="${HARNESS_REWARD_PORT:-8001}"
+VAL="${VAL_SPLIT:-dev}"   # literature has train and test halves: VAL_SPLIT=test
 mkdir -p "$DATA"
-for split in train dev; do
+for split in train "$VAL"; do
   [ -f "$DATA/$split.parquet" ] || "$H" export verl --dataset "$DATASET" --split "$split" --out "$DATA/$split.parquet"
 done
 # The paper's response lengths: 500 literature, 350 evidence seeking, 512 classic IR and SQL.
@@ -29,7 +30,7 @@ trap 'kill $SERVER' EXIT
 until (echo > "/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; do sleep 1; done
 export HARNESS_REWARD_URL="http://127.0.0.1:$PORT/reward"
 python3 -m verl.trainer.main_ppo \
-  data.train_files="$DATA/train.parquet" data.val_files="$DATA/dev.parquet" \
+  data.train_files="$DATA/train.parquet" data.val_files="$DATA/$VAL.parquet" \
   data.train_batch_size=64 data.max_prompt_length=2048 data.max_response_length="$RESPONSE" \
   actor_rollout_ref.model.path="$MODEL" critic.model.path="$MODEL" \
   actor_rollout_ref.model.enable_gradient_checkpointing=true critic.model.enable_gradient_checkpointing=true \
