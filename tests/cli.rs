@@ -367,7 +367,7 @@ fn train_logs_checkpoints_and_resumes_from_the_command_line() {
 }
 
 /// Literature training on the fixed train split with held-out evaluation on the test split
-/// (GRPO with LoRA, one prompt answered twice, 8 tokens, evaluated at step 2): eval.jsonl with the original query's recall as the
+/// (GRPO with LoRA on the tiny policy, one prompt answered twice, 8 tokens, evaluated at step 2): eval.jsonl with the original query's recall as the
 /// eval path computes it, best/, the curves' held-out panel; then the checkpoint exported as a
 /// peft adapter and evaluated as `checkpoint:DIR`.
 #[test]
@@ -377,8 +377,14 @@ fn literature_training_evaluates_held_out_and_exports_an_adapter() {
     tiny_config(&config, "grpo", 1, 2, 1.0, 2, 2);
     let cache = tmp.path().join("cache");
     let out = tmp.path().join("run");
+    // The tiny policy in a models folder of its own, where the adapter's base is looked up.
+    let models = tmp.path().join("models");
+    let policy = tiny_policy(&models);
+    let harness = |args: &[&str], cache: &Path| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_harness")).args(args).env("HARNESS_CACHE_DIR", cache).env("HARNESS_MODELS_DIR", &models).output().expect("harness runs")
+    };
     let o = harness(
-        &["train", "--dataset", "literature", "--split", "train", "--eval-split", "test", "--config", config.to_str().unwrap(), "--device", "cpu", "--out", out.to_str().unwrap()],
+        &["train", "--dataset", "literature", "--split", "train", "--eval-split", "test", "--config", config.to_str().unwrap(), "--policy", policy.to_str().unwrap(), "--device", "cpu", "--out", out.to_str().unwrap()],
         &cache,
     );
     assert!(o.status.success(), "{}", stderr(&o));
@@ -401,7 +407,7 @@ fn literature_training_evaluates_held_out_and_exports_an_adapter() {
         assert!(adapter.join(f).is_file(), "{f}");
     }
     let info: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(adapter.join("harness_adapter.json")).unwrap()).unwrap();
-    assert_eq!((info["base_model"].as_str(), info["training"]["step"].as_u64()), (Some("smollm2-135m-instruct"), Some(2)));
+    assert_eq!((info["base_model"].as_str(), info["training"]["step"].as_u64()), (Some("tiny-policy"), Some(2)));
     assert!(info["training"]["command"].as_array().is_some_and(|a| a.iter().any(|x| x == "train")));
     let method = format!("checkpoint:{}", adapter.display());
     let o = harness(&["eval", "--dataset", "literature", "--split", "test", "--limit", "2", "--method", &method, "--no-reasoning", "--max-new-tokens", "8", "--out", tmp.path().join("eval").to_str().unwrap()], &cache);
@@ -631,7 +637,7 @@ fn llm_and_rm3_methods_run_end_to_end_into_the_standard_table() {
         .join("smollm2-135m-instruct");
     let method = format!("llm:{}", model.display());
     let o = harness(
-        &["eval", "--dataset", "scifact", "--split", "dev", "--method", &method, "--no-reasoning", "--max-new-tokens", "24",
+        &["eval", "--dataset", "scifact", "--split", "dev", "--limit", "8", "--method", &method, "--no-reasoning", "--max-new-tokens", "24",
           "--device", "cpu", "--out", out.to_str().unwrap(), "--quiet"],
         tmp.path(),
     );
@@ -641,6 +647,7 @@ fn llm_and_rm3_methods_run_end_to_end_into_the_standard_table() {
     let rewrites = std::fs::read_to_string(out.join("rewrites.jsonl")).unwrap();
     let records: Vec<serde_json::Value> = rewrites.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(records.len() as f64, csv_value(&out.join("table.csv"), "queries"));
+    assert_eq!(records.len(), 8, "--limit 8");
     assert!(records.iter().all(|r| r["format"].is_string() && r["output"].is_string()));
     let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out.join("meta.json")).unwrap()).unwrap();
     let formats = meta["method_report"]["format_outcomes"].as_object().unwrap();
