@@ -24,6 +24,12 @@ pub struct PpoConfig {
     pub batch_size: usize,
     /// Rows per gradient step.
     pub mini_batch_size: usize,
+    /// Most tokens (rows x padded prompt-and-response length) in one forward and backward pass
+    /// of the update: a larger mini-batch is split into micro-batches whose gradients add up to
+    /// the mini-batch's (token-weighted), so long prompts (Spider's schemas) fit in memory.
+    /// Unset: the whole mini-batch at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub micro_batch_tokens: Option<usize>,
     pub ppo_epochs: usize,
     pub clip_ratio: f64,
     pub value_clip: f64,

@@ -272,25 +272,53 @@ impl Trainer {
                     prompt_len: packed.prompt_len,
                     response_len: packed.response_len,
                 };
-                let actor = self.roles.actor();
-                let logits = self.tempered(actor.logits(&response_hidden(actor, &sub)));
-                let logp = token_logprobs(&logits, &sub.response);
-                let (pg, clipfrac) = policy_loss(&logp, &take(&old_logp), &take(&advantages), &sub.response_mask, c.clip_ratio);
-                let ent = entropy(&logits, &sub.response_mask);
-                let loss = &pg - &ent * c.entropy_coeff;
+                // Micro-batches of at most `micro_batch_tokens` padded tokens; each one's loss
+                // is weighted by its share of the mini-batch's response tokens, so the summed
+                // gradients are the mini-batch's token mean (one micro-batch: weight 1, as before).
+                let row_tokens = (packed.prompt_len + packed.response_len).max(1);
+                let rows_per_micro = c.micro_batch_tokens.map_or(len, |t| (t as i64 / row_tokens).clamp(1, len));
+                let mini_tokens = sub.response_mask.sum(Kind::Float).double_value(&[]).max(1.0);
+                let micros: Vec<(i64, i64)> = (0..len).step_by(rows_per_micro as usize).map(|m| (m, rows_per_micro.min(len - m))).collect();
+                let part = |t: &Tensor, (m, ml): (i64, i64)| t.narrow(0, m, ml);
+                let micro_of = |range: (i64, i64)| Packed {
+                    ids: part(&sub.ids, range),
+                    positions: part(&sub.positions, range),
+                    key_mask: part(&sub.key_mask, range),
+                    response: part(&sub.response, range),
+                    response_mask: part(&sub.response_mask, range),
+                    prompt_len: sub.prompt_len,
+                    response_len: sub.response_len,
+                };
+                let weight_of = |micro: &Packed| if micros.len() == 1 { 1.0 } else { micro.response_mask.sum(Kind::Float).double_value(&[]) / mini_tokens };
                 zero_grads(&actor_params);
-                loss.backward();
+                for &range in &micros {
+                    let micro = micro_of(range);
+                    let w = weight_of(&micro);
+                    let actor = self.roles.actor();
+                    let logits = self.tempered(actor.logits(&response_hidden(actor, &micro)));
+                    let logp = token_logprobs(&logits, &micro.response);
+                    let at = |t: &Tensor| part(&take(t), range);
+                    let (pg, clipfrac) = policy_loss(&logp, &at(&old_logp), &at(&advantages), &micro.response_mask, c.clip_ratio);
+                    let ent = entropy(&logits, &micro.response_mask);
+                    let loss = (&pg - &ent * c.entropy_coeff) * w;
+                    loss.backward();
+                    pl_sum += pg.double_value(&[]) * w;
+                    cf_sum += clipfrac.double_value(&[]) * w;
+                    ent_sum += ent.double_value(&[]) * w;
+                }
                 gn_sum += self.actor_opt.step(&actor_params, c.grad_clip);
-                pl_sum += pg.double_value(&[]);
-                cf_sum += clipfrac.double_value(&[]);
-                ent_sum += ent.double_value(&[]);
                 if c.algorithm == Algorithm::Ppo {
-                    let values = self.values(&response_hidden(self.roles.critic(), &sub), true);
-                    let vl = value_loss(&values, &take(&old_values), &take(&returns), &sub.response_mask, c.value_clip);
                     zero_grads(&critic_params);
-                    vl.backward();
+                    for &range in &micros {
+                        let micro = micro_of(range);
+                        let w = weight_of(&micro);
+                        let values = self.values(&response_hidden(self.roles.critic(), &micro), true);
+                        let at = |t: &Tensor| part(&take(t), range);
+                        let vl = value_loss(&values, &at(&old_values), &at(&returns), &micro.response_mask, c.value_clip);
+                        (&vl * w).backward();
+                        vl_sum += vl.double_value(&[]) * w;
+                    }
                     self.critic_opt.step(&critic_params, c.grad_clip);
-                    vl_sum += vl.double_value(&[]);
                 }
                 updates += 1;
                 s += len;

@@ -56,6 +56,7 @@ fn config(algorithm: Algorithm) -> PpoConfig {
         weight_decay: 0.0,
         batch_size: 4,
         mini_batch_size: 4,
+        micro_batch_tokens: None,
         ppo_epochs: 2,
         clip_ratio: 0.2,
         value_clip: 0.5,
@@ -263,4 +264,32 @@ fn old_log_probs_are_the_samplers_at_temperature_0_6() {
     assert!(log.rollout_logprob_diff_mean < 1e-5, "{log:?}");
     // Actor and reference start equal, so the first step's KL is zero at any temperature.
     assert!(log.kl_mean.abs() < 1e-6, "{log:?}");
+}
+
+/// Micro-batching the update (`micro_batch_tokens` below a mini-batch's padded tokens) adds up
+/// the micro-batches' token-weighted gradients to the mini-batch's: from the same weights and
+/// rollouts, the same losses and the same gradient norm (before clipping) within float32
+/// rounding, for PPO (actor and critic) and GRPO. (Weights after an AdamW step are not
+/// compared: its first step moves each weight by about lr times the sign of its gradient, so a
+/// rounding difference in a near-zero gradient moves it by 2 lr.)
+#[test]
+fn micro_batched_updates_equal_whole_mini_batch_updates() {
+    let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
+    tch::set_num_threads(1);
+    for algorithm in [Algorithm::Ppo, Algorithm::Grpo] {
+        let mut env = PickSeven;
+        // One PPO epoch over one mini-batch of every row: every logged number is computed
+        // before the update (a later mini-batch or epoch starts from weights an update moved).
+        let one_epoch = PpoConfig { ppo_epochs: 1, mini_batch_size: 1024, ..config(algorithm) };
+        let mut whole = trainer_with(one_epoch.clone());
+        // One row per micro-batch: each row is a few prompt tokens plus the responses.
+        let mut split = trainer_with(PpoConfig { micro_batch_tokens: Some(1), ..one_epoch });
+        let (a, b) = (whole.train_step(&mut env), split.train_step(&mut env));
+        assert_eq!(a.reward_mean, b.reward_mean, "{algorithm:?}: the same rollouts");
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+        assert!(close(a.policy_loss, b.policy_loss), "{algorithm:?}: policy loss {} vs {}", a.policy_loss, b.policy_loss);
+        assert!(close(a.value_loss, b.value_loss), "{algorithm:?}: value loss {} vs {}", a.value_loss, b.value_loss);
+        assert!(close(a.entropy, b.entropy), "{algorithm:?}: entropy {} vs {}", a.entropy, b.entropy);
+        assert!(a.grad_norm > 0.0 && close(a.grad_norm, b.grad_norm), "{algorithm:?}: gradient norm {} vs {}", a.grad_norm, b.grad_norm);
+    }
 }
