@@ -7,8 +7,10 @@
 //!   cargo bench --bench reward_load           # the measurement (well under a minute)
 //!   cargo test --benches                      # a smoke run: 2 small requests
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "common/load_levels.rs"]
+mod load_levels;
 
 /// Stops the server when the bench ends, however it ends.
 struct Server(Child);
@@ -70,26 +72,8 @@ fn post(url: &str, body: &str) -> Duration {
 
 /// Every body sent once by `clients` threads; (rewards/s, p50, p99 per request).
 fn level(url: &str, bodies: &[String], batch: usize, clients: usize) -> (f64, Duration, Duration) {
-    let next = AtomicUsize::new(0);
-    let start = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    while let Some(body) = bodies.get(next.fetch_add(1, Ordering::SeqCst)) {
-                        mine.push(post(url, body));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let wall = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
-    ((bodies.len() * batch) as f64 / wall, pick(0.5), pick(0.99))
+    let (wall, p50, p99) = load_levels::level(bodies.len(), clients, |i| post(url, &bodies[i]));
+    ((bodies.len() * batch) as f64 / wall, p50, p99)
 }
 
 fn main() {

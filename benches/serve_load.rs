@@ -13,6 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use harness_baselines::serve::{bind, serve, ServeOptions};
+
+#[path = "common/load_levels.rs"]
+mod load_levels;
 use harness_policy::Policy;
 
 fn model_dir() -> PathBuf {
@@ -31,29 +34,8 @@ fn request(port: u16, i: usize, tokens: usize) -> Duration {
 
 /// `n` requests from `clients` threads; (requests/s, p50, p99).
 fn level(port: u16, clients: usize, n: usize, tokens: usize) -> (f64, Duration, Duration) {
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let start = Instant::now();
-    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..clients)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::SeqCst);
-                        if i >= n {
-                            return mine;
-                        }
-                        mine.push(request(port, i, tokens));
-                    }
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
-    });
-    let wall = start.elapsed().as_secs_f64();
-    latencies.sort();
-    let pick = |q: f64| latencies[((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len()) - 1];
-    (n as f64 / wall, pick(0.5), pick(0.99))
+    let (wall, p50, p99) = load_levels::level(n, clients, |i| request(port, i, tokens));
+    (n as f64 / wall, p50, p99)
 }
 
 fn main() {
