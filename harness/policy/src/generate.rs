@@ -16,11 +16,17 @@ pub struct SamplingParams {
     /// Generation stops once the decoded text contains one of these (the text is cut before it).
     pub stop_strings: Vec<String>,
     pub seed: u64,
+    /// Decoding steps between reads of the generated tokens on the host (EOS, stop strings and
+    /// dropping finished rows are checked there). Between reads, tokens are chosen and fed back
+    /// on the device, so a GPU is not stalled by a round-trip per token; a row that finished
+    /// meanwhile runs on and its extra tokens are discarded. 0 = by device: every step on the
+    /// CPU (where a read costs nothing), every 16 steps on a GPU.
+    pub sync_every: usize,
 }
 
 impl Default for SamplingParams {
     fn default() -> Self {
-        SamplingParams { max_new_tokens: 256, temperature: 0.0, top_p: 1.0, top_k: 0, stop_strings: Vec::new(), seed: 0 }
+        SamplingParams { max_new_tokens: 256, temperature: 0.0, top_p: 1.0, top_k: 0, stop_strings: Vec::new(), seed: 0, sync_every: 0 }
     }
 }
 
@@ -77,11 +83,14 @@ pub fn generate(
     generate_on(model, prompts, eos_ids, pad_id, params, decode, DecodePath::Fast)
 }
 
-/// How [`generate_on`] decodes. Both give the same ids; log-probs agree to float rounding.
+/// How [`generate_on`] decodes. All give the same ids; log-probs agree to float rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodePath {
     /// Preallocated cache written in place; on the CPU in float32, MKL-packed fused weights.
     Fast,
+    /// Preallocated cache written in place, the model's own projections (no packing): what
+    /// a GPU runs under `Fast` too, and the trainer's rollouts everywhere.
+    InPlace,
     /// A cache that concatenates per token and the model's own (unfused) projections: the
     /// reference the fast path is tested against.
     Reference,
@@ -129,31 +138,48 @@ pub fn generate_on(
     let shape = [n as i64, longest as i64];
     let input = Tensor::from_slice(&ids).view(shape).to_device(device);
     // The key mask of every position the generation can reach, narrowed to the current length
-    // at each step (generated positions are always real).
+    // at each step (generated positions are always real). Only built when some row is padded:
+    // without padding, attention runs unmasked (fused kernels on a GPU).
     let new_tokens = params.max_new_tokens as i64;
-    let mut key_mask = Tensor::cat(
-        &[Tensor::from_slice(&mask).view(shape).to_device(device), Tensor::ones([n as i64, new_tokens], (Kind::Bool, device))],
-        1,
-    );
+    let padded = |rows: &mut dyn Iterator<Item = usize>| {
+        let mut lengths = rows.map(|i| prompts[i].len().max(1));
+        let first = lengths.next();
+        lengths.any(|l| Some(l) != first)
+    };
+    let mut key_mask = padded(&mut (0..n)).then(|| {
+        Tensor::cat(
+            &[Tensor::from_slice(&mask).view(shape).to_device(device), Tensor::ones([n as i64, new_tokens], (Kind::Bool, device))],
+            1,
+        )
+    });
     let pos = Tensor::from_slice(&positions).view(shape).to_device(device);
-    // Next position of each row = its prompt length.
-    let mut next_pos: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    // Position of each row's next token (its prompt length, then one more a step), on the device.
+    let prompt_lengths: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
+    let mut step_pos = Tensor::from_slice(&prompt_lengths).view([n as i64, 1]).to_device(device);
     // The batch's rows: the output each one feeds, or None once it finished. Finished rows are
-    // dropped from the batch (and the cache) at the next step, except on packed weights, where
+    // dropped from the batch (and the cache) at the next read, except on packed weights, where
     // they ride along until half the batch is done, so the packed row count still fits.
     let mut rows: Vec<Option<usize>> = (0..n).map(Some).collect();
-    let fast = path == DecodePath::Fast;
-    let mut cache = if fast { KvCache::with_capacity(longest as i64 + new_tokens) } else { KvCache::default() };
+    let in_place = path != DecodePath::Reference;
+    let mut cache = if in_place { KvCache::with_capacity(longest as i64 + new_tokens) } else { KvCache::default() };
     // On the CPU (float32), decoding steps run on fused copies of the weights packed by MKL for
     // the batch's row count: a snapshot taken here, so a trainer's updates between calls are
     // always seen. Without MKL packing in this libtorch the plain path runs.
     // One row is a matrix-vector product, bound by memory: packing would only add its cost.
-    let can_pack = fast && device == Device::Cpu && model.kind() == Kind::Float && n >= 2;
+    let can_pack = path == DecodePath::Fast && device == Device::Cpu && model.kind() == Kind::Float && n >= 2;
     let mut packed = if can_pack { model.pack_for_decoding(n as i64).ok() } else { None };
+    let sync_every = match params.sync_every {
+        0 if device == Device::Cpu => 1,
+        0 => 16,
+        k => k,
+    };
 
     tch::no_grad(|| {
-        let hidden = model.hidden_with(&input, &pos, &key_mask.narrow(1, 0, longest as i64), &mut cache, packed.as_ref());
+        let prompt_mask = key_mask.as_ref().map(|m| m.narrow(1, 0, longest as i64));
+        let hidden = model.hidden_with(&input, &pos, prompt_mask.as_ref(), &mut cache, packed.as_ref());
         let mut last = model.logits_with(&hidden.select(1, -1), packed.as_ref());
+        // Tokens and log-probs chosen since the last read, one `[rows]` tensor a step.
+        let mut window: Vec<(Tensor, Tensor)> = Vec::with_capacity(sync_every);
         for step in 1..=params.max_new_tokens {
             let scaled = if params.temperature > 0.0 { &last / params.temperature } else { last.shallow_clone() };
             let logprobs_all = scaled.log_softmax(-1, Kind::Float);
@@ -163,58 +189,84 @@ pub fn generate_on(
                 scaled.argmax(-1, false)
             };
             let chosen_lp = logprobs_all.gather(1, &chosen.unsqueeze(1), false).squeeze_dim(1);
-            let chosen_v: Vec<i64> = Vec::<i64>::try_from(&chosen.to_device(Device::Cpu)).expect("token ids");
-            let lp_v: Vec<f32> = Vec::<f32>::try_from(&chosen_lp.to_device(Device::Cpu)).expect("log-probs");
-            for (row, slot) in rows.iter_mut().enumerate() {
-                let Some(out_index) = *slot else { continue };
-                let out = &mut outputs[out_index];
-                out.token_ids.push(chosen_v[row]);
-                out.logprobs.push(lp_v[row]);
-                if eos_ids.contains(&chosen_v[row]) {
-                    out.finish = Finish::Eos;
-                } else if !params.stop_strings.is_empty() && {
-                    let text = decode(&out.token_ids);
-                    params.stop_strings.iter().any(|s| text.contains(s.as_str()))
-                } {
-                    out.finish = Finish::Stop;
-                } else {
+            window.push((chosen.shallow_clone(), chosen_lp));
+            let last_step = step >= params.max_new_tokens;
+            if window.len() >= sync_every || last_step {
+                // One read for the whole window: `[rows, steps]` ids and log-probs.
+                let (ids_w, lps_w): (Vec<Tensor>, Vec<Tensor>) = window.drain(..).unzip();
+                let steps = ids_w.len();
+                let ids_w: Vec<i64> = Vec::<i64>::try_from(&Tensor::stack(&ids_w, 1).to_device(Device::Cpu).view([-1])).expect("token ids");
+                let lps_w: Vec<f32> = Vec::<f32>::try_from(&Tensor::stack(&lps_w, 1).to_device(Device::Cpu).view([-1])).expect("log-probs");
+                for (row, slot) in rows.iter_mut().enumerate() {
+                    let Some(out_index) = *slot else { continue };
+                    let out = &mut outputs[out_index];
+                    for j in row * steps..(row + 1) * steps {
+                        out.token_ids.push(ids_w[j]);
+                        out.logprobs.push(lps_w[j]);
+                        if eos_ids.contains(&ids_w[j]) {
+                            out.finish = Finish::Eos;
+                        } else if !params.stop_strings.is_empty() && {
+                            let text = decode(&out.token_ids);
+                            params.stop_strings.iter().any(|s| text.contains(s.as_str()))
+                        } {
+                            out.finish = Finish::Stop;
+                        } else {
+                            continue;
+                        }
+                        *slot = None;
+                        break;
+                    }
+                }
+                let running = rows.iter().flatten().count();
+                if running == 0 || last_step {
+                    break;
+                }
+                let compact = if packed.is_some() { 2 * running <= rows.len() } else { running < rows.len() };
+                if compact {
+                    let keep: Vec<i64> = (0..rows.len() as i64).filter(|&r| rows[r as usize].is_some()).collect();
+                    let index = Tensor::from_slice(&keep).to_device(device);
+                    cache.select_rows(&index);
+                    rows = keep.iter().map(|&r| rows[r as usize]).collect();
+                    key_mask = if padded(&mut rows.iter().flatten().copied()) {
+                        key_mask.map(|m| m.index_select(0, &index))
+                    } else {
+                        None
+                    };
+                    step_pos = step_pos.index_select(0, &index);
+                    // Re-packing costs about as much as a few steps: worth it only with many to go.
+                    let steps_left = params.max_new_tokens - step;
+                    packed = if packed.is_some() && steps_left >= 16 && running >= 2 {
+                        model.pack_for_decoding(running as i64).ok()
+                    } else {
+                        None
+                    };
+                    let chosen = chosen.index_select(0, &index);
+                    advance(model, &chosen, &mut step_pos, key_mask.as_ref(), &mut cache, packed.as_ref(), &mut last);
                     continue;
                 }
-                *slot = None;
             }
-            let running = rows.iter().flatten().count();
-            if running == 0 || step >= params.max_new_tokens {
-                break;
-            }
-            let compact = if packed.is_some() { 2 * running <= rows.len() } else { running < rows.len() };
-            if compact {
-                let keep: Vec<i64> = (0..rows.len() as i64).filter(|&r| rows[r as usize].is_some()).collect();
-                let index = Tensor::from_slice(&keep).to_device(device);
-                cache.select_rows(&index);
-                key_mask = key_mask.index_select(0, &index);
-                next_pos = keep.iter().map(|&r| next_pos[r as usize]).collect();
-                rows = keep.iter().map(|&r| rows[r as usize]).collect();
-                // Re-packing costs about as much as a few steps: worth it only with many to go.
-                let steps_left = params.max_new_tokens - step;
-                packed = if packed.is_some() && steps_left >= 16 && running >= 2 {
-                    model.pack_for_decoding(running as i64).ok()
-                } else {
-                    None
-                };
-            }
-            // A finished row still in the batch is fed padding; its outputs are ignored.
-            let step_ids: Vec<i64> =
-                rows.iter().map(|r| r.map_or(pad_id, |i| *outputs[i].token_ids.last().expect("one token"))).collect();
-            let b = rows.len() as i64;
-            let step_input = Tensor::from_slice(&step_ids).view([b, 1]).to_device(device);
-            let step_pos = Tensor::from_slice(&next_pos).view([b, 1]).to_device(device);
-            let hidden =
-                model.hidden_with(&step_input, &step_pos, &key_mask.narrow(1, 0, cache.len() + 1), &mut cache, packed.as_ref());
-            last = model.logits_with(&hidden.select(1, -1), packed.as_ref());
-            for p in next_pos.iter_mut() {
-                *p += 1;
-            }
+            // Every row is fed its own chosen token, a finished one included: its outputs are
+            // discarded, and rows do not see each other.
+            advance(model, &chosen, &mut step_pos, key_mask.as_ref(), &mut cache, packed.as_ref(), &mut last);
         }
     });
     outputs
+}
+
+/// One decoding step: feeds `chosen` `[rows]` at `step_pos` `[rows, 1]` (then advanced by one)
+/// and leaves the next logits in `last`.
+fn advance(
+    model: &CausalLm,
+    chosen: &Tensor,
+    step_pos: &mut Tensor,
+    key_mask: Option<&Tensor>,
+    cache: &mut KvCache,
+    packed: Option<&crate::model::PackedWeights>,
+    last: &mut Tensor,
+) {
+    let b = chosen.size()[0];
+    let step_mask = key_mask.map(|m| m.narrow(1, 0, cache.len() + 1));
+    let hidden = model.hidden_with(&chosen.view([b, 1]), step_pos, step_mask.as_ref(), cache, packed);
+    *last = model.logits_with(&hidden.select(1, -1), packed);
+    *step_pos += 1;
 }

@@ -226,6 +226,16 @@ pub struct CausalLm {
     adapters: usize,
 }
 
+/// What every layer of one pass shares: RoPE tables `[B, 1, T, head_dim]` and how attention
+/// is masked (an explicit mask, the kernel's causal flag, or neither).
+struct PassContext {
+    cos: Tensor,
+    sin: Tensor,
+    mask: Option<Tensor>,
+    is_causal: bool,
+    past: i64,
+}
+
 fn rotate_half(x: &Tensor) -> Tensor {
     let half = x.size()[3] / 2;
     let x1 = x.narrow(3, 0, half);
@@ -378,15 +388,18 @@ impl CausalLm {
     /// Hidden states after the final norm: `input_ids`, `positions` `[B, T]`; `key_mask`
     /// `[B, cached + T]` (true = a real token); updates `cache`.
     pub fn hidden(&self, input_ids: &Tensor, positions: &Tensor, key_mask: &Tensor, cache: &mut KvCache) -> Tensor {
-        self.hidden_with(input_ids, positions, key_mask, cache, None)
+        self.hidden_with(input_ids, positions, Some(key_mask), cache, None)
     }
 
-    /// [`CausalLm::hidden`], computing the projections from `packed` when given.
+    /// [`CausalLm::hidden`], computing the projections from `packed` when given. `key_mask`
+    /// `None` says that every cached and new position is a real token (no padding): attention
+    /// then runs without a materialised mask (causal by the kernel's own flag on a prompt pass,
+    /// unmasked for one new token), which lets fused kernels take it.
     pub fn hidden_with(
         &self,
         input_ids: &Tensor,
         positions: &Tensor,
-        key_mask: &Tensor,
+        key_mask: Option<&Tensor>,
         cache: &mut KvCache,
         packed: Option<&PackedWeights>,
     ) -> Tensor {
@@ -399,56 +412,121 @@ impl CausalLm {
         }
         let past = cache.len();
         let mut x = Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
-        let kind = x.kind();
+        let pass = self.pass_context(positions, key_mask, x.kind(), b, t, past);
+        for i in 0..self.layers.len() {
+            x = self.layer_forward(i, &x, &pass, Some(&mut *cache), packed.map(|p| &p.layers[i]));
+        }
+        cache.len = past + t;
+        self.norm.forward(&x)
+    }
+
+    /// RoPE tables and the attention mask of one pass, shared by its layers.
+    fn pass_context(&self, positions: &Tensor, key_mask: Option<&Tensor>, kind: Kind, b: i64, t: i64, past: i64) -> PassContext {
         // RoPE tables for these positions: [B, 1, T, head_dim].
         let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * self.inv_freq.view([1, 1, -1]);
         let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
         let (cos, sin) = (emb.cos().to_kind(kind), emb.sin().to_kind(kind));
-        // Attention mask [B, 1, T, past + T]: a query sees real keys at or before its own slot,
-        // and always itself (so padded rows never become all-masked, which would give NaN).
         let total = past + t;
-        let key_slot = Tensor::arange(total, (Kind::Int64, self.device)).view([1, 1, 1, total]);
-        let query_slot = (Tensor::arange(t, (Kind::Int64, self.device)) + past).view([1, 1, t, 1]);
-        let causal = key_slot.le_tensor(&query_slot);
-        let real = key_mask.view([b, 1, 1, total]);
-        let mask = causal.logical_and(&real).logical_or(&key_slot.eq_tensor(&query_slot));
-        for (i, layer) in self.layers.iter().enumerate() {
-            let residual = &x;
-            let h = layer.input_layernorm.forward(&x);
-            let a = &layer.self_attn;
-            let (q_width, kv_width) = (a.heads * a.head_dim, a.kv_heads * a.head_dim);
-            let (q, k, v) = match packed.map(|p| &p.layers[i]) {
-                Some(p) => {
-                    let qkv = p.qkv.forward(&h);
-                    (qkv.narrow(2, 0, q_width), qkv.narrow(2, q_width, kv_width), qkv.narrow(2, q_width + kv_width, kv_width))
-                }
-                None => (a.q_proj.forward(&h), a.k_proj.forward(&h), a.v_proj.forward(&h)),
-            };
-            let q = q.reshape([b, t, a.heads, a.head_dim]).transpose(1, 2);
-            let k = k.reshape([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
-            let v = v.reshape([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
-            let q = &q * &cos + rotate_half(&q) * &sin;
-            let k = &k * &cos + rotate_half(&k) * &sin;
-            let (k, v) = cache.append(i, past, k, v);
-            let out = Tensor::scaled_dot_product_attention(&q, &k, &v, Some(&mask), 0.0, false, None, a.kv_heads != a.heads);
-            let out = out.transpose(1, 2).reshape([b, t, q_width]);
-            let m = &layer.mlp;
-            match packed.map(|p| &p.layers[i]) {
-                Some(p) => {
-                    x = residual + p.o.forward(&out);
-                    let gate_up = p.gate_up.forward(&layer.post_attention_layernorm.forward(&x));
-                    let width = m.gate_proj.weight.size()[0];
-                    x = &x + p.down.forward(&(gate_up.narrow(2, 0, width).silu() * gate_up.narrow(2, width, width)));
-                }
-                None => {
-                    x = residual + a.o_proj.forward(&out);
-                    let h = layer.post_attention_layernorm.forward(&x);
-                    x = &x + m.down_proj.forward(&(m.gate_proj.forward(&h).silu() * m.up_proj.forward(&h)));
-                }
+        let causal_mask = || {
+            let key_slot = Tensor::arange(total, (Kind::Int64, self.device)).view([1, 1, 1, total]);
+            let query_slot = (Tensor::arange(t, (Kind::Int64, self.device)) + past).view([1, 1, t, 1]);
+            (key_slot.le_tensor(&query_slot), key_slot.eq_tensor(&query_slot))
+        };
+        let (mask, is_causal) = match key_mask {
+            // Mask [B, 1, T, past + T]: a query sees real keys at or before its own slot, and
+            // always itself (so padded rows never become all-masked, which would give NaN).
+            Some(real) => {
+                let (causal, own) = causal_mask();
+                (Some(causal.logical_and(&real.view([b, 1, 1, total])).logical_or(&own)), false)
+            }
+            // One new token sees every cached key.
+            None if t == 1 => (None, false),
+            // The kernel's causal flag aligns queries with the first keys: right only with no past.
+            None if past == 0 => (None, true),
+            None => (Some(causal_mask().0), false),
+        };
+        PassContext { cos, sin, mask, is_causal, past }
+    }
+
+    /// Decoder layer `i` on `x` `[B, T, hidden]`. With a cache, the layer's keys and values are
+    /// appended to it and attention covers the cached positions too; without one (training
+    /// passes), only this pass's positions.
+    fn layer_forward(&self, i: usize, x: &Tensor, pass: &PassContext, cache: Option<&mut KvCache>, packed: Option<&PackedLayer>) -> Tensor {
+        let (b, t, _) = x.size3().expect("hidden states are [batch, time, hidden]");
+        let layer = &self.layers[i];
+        let h = layer.input_layernorm.forward(x);
+        let a = &layer.self_attn;
+        let (q_width, kv_width) = (a.heads * a.head_dim, a.kv_heads * a.head_dim);
+        let (q, k, v) = match packed {
+            Some(p) => {
+                let qkv = p.qkv.forward(&h);
+                (qkv.narrow(2, 0, q_width), qkv.narrow(2, q_width, kv_width), qkv.narrow(2, q_width + kv_width, kv_width))
+            }
+            None => (a.q_proj.forward(&h), a.k_proj.forward(&h), a.v_proj.forward(&h)),
+        };
+        let q = q.reshape([b, t, a.heads, a.head_dim]).transpose(1, 2);
+        let k = k.reshape([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
+        let v = v.reshape([b, t, a.kv_heads, a.head_dim]).transpose(1, 2);
+        let q = &q * &pass.cos + rotate_half(&q) * &pass.sin;
+        let k = &k * &pass.cos + rotate_half(&k) * &pass.sin;
+        let (k, v) = match cache {
+            Some(cache) => cache.append(i, pass.past, k, v),
+            None => (k, v),
+        };
+        let out = Tensor::scaled_dot_product_attention(&q, &k, &v, pass.mask.as_ref(), 0.0, pass.is_causal, None, a.kv_heads != a.heads);
+        let out = out.transpose(1, 2).reshape([b, t, q_width]);
+        let m = &layer.mlp;
+        match packed {
+            Some(p) => {
+                let x = x + p.o.forward(&out);
+                let gate_up = p.gate_up.forward(&layer.post_attention_layernorm.forward(&x));
+                let width = m.gate_proj.weight.size()[0];
+                &x + p.down.forward(&(gate_up.narrow(2, 0, width).silu() * gate_up.narrow(2, width, width)))
+            }
+            None => {
+                let x = x + a.o_proj.forward(&out);
+                let h = layer.post_attention_layernorm.forward(&x);
+                &x + m.down_proj.forward(&(m.gate_proj.forward(&h).silu() * m.up_proj.forward(&h)))
             }
         }
-        cache.len = total;
-        self.norm.forward(&x)
+    }
+
+    /// Activation checkpointing for a training pass over whole sequences (no cache): runs the
+    /// layers without keeping their activations, only each layer's input `[B, T, hidden]`; hands
+    /// the final normed hidden states to `head`, which returns a scalar loss; then back-propagates
+    /// that loss layer by layer from the top, recomputing one layer's activations at a time.
+    /// Gradients accumulate into the variables' `.grad` as `head(self.hidden(..)).backward()`
+    /// would leave them. Peak memory: the layer inputs plus one layer's activations, instead of
+    /// every layer's; cost: one more forward pass.
+    pub fn backward_checkpointed(&self, input_ids: &Tensor, positions: &Tensor, key_mask: &Tensor, head: &mut dyn FnMut(&Tensor) -> Tensor) {
+        let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
+        let embed = || Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
+        let (inputs, top, pass) = tch::no_grad(|| {
+            let mut x = embed();
+            let pass = self.pass_context(positions, Some(key_mask), x.kind(), b, t, 0);
+            let mut inputs = Vec::with_capacity(self.layers.len());
+            for i in 0..self.layers.len() {
+                let next = self.layer_forward(i, &x, &pass, None, None);
+                inputs.push(x);
+                x = next;
+            }
+            (inputs, x, pass)
+        });
+        let top = top.detach().set_requires_grad(true);
+        head(&self.norm.forward(&top)).backward();
+        let mut upstream = top.grad();
+        for (i, input) in inputs.into_iter().enumerate().rev() {
+            if !upstream.defined() {
+                return; // the loss does not reach below this point
+            }
+            let input = input.detach().set_requires_grad(true);
+            // d/dy of sum(y * g) is g: back-propagates `upstream` through this layer alone.
+            (self.layer_forward(i, &input, &pass, None, None) * &upstream).sum(Kind::Float).backward();
+            upstream = input.grad();
+        }
+        if upstream.defined() && self.embed_tokens.requires_grad() {
+            (embed() * &upstream).sum(Kind::Float).backward();
+        }
     }
 
     /// [`CausalLm::logits`] through the packed (transposed) head.
@@ -477,9 +555,9 @@ impl CausalLm {
     pub fn forward_full(&self, input_ids: &Tensor) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
         let positions = Tensor::arange(t, (Kind::Int64, self.device)).unsqueeze(0).expand([b, t], false);
-        let key_mask = Tensor::ones([b, t], (Kind::Bool, self.device));
+        // No padding: attention by the kernel's causal flag, no mask.
         let mut cache = KvCache::default();
-        self.logits(&self.hidden(input_ids, &positions, &key_mask, &mut cache))
+        self.logits(&self.hidden_with(input_ids, &positions, None, &mut cache, None))
     }
 }
 

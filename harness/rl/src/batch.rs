@@ -34,6 +34,22 @@ pub struct Packed {
     pub response_len: i64,
 }
 
+impl Packed {
+    /// Rows `start..start + len` (views, no copy).
+    pub fn rows(&self, (start, len): (i64, i64)) -> Packed {
+        let take = |t: &Tensor| t.narrow(0, start, len);
+        Packed {
+            ids: take(&self.ids),
+            positions: take(&self.positions),
+            key_mask: take(&self.key_mask),
+            response: take(&self.response),
+            response_mask: take(&self.response_mask),
+            prompt_len: self.prompt_len,
+            response_len: self.response_len,
+        }
+    }
+}
+
 pub fn pack(prompts: &[Vec<i64>], responses: &[Vec<i64>], pad_id: i64, device: Device) -> Packed {
     let pl = prompts.iter().map(Vec::len).max().unwrap_or(0).max(1);
     let rl = responses.iter().map(Vec::len).max().unwrap_or(0).max(1);

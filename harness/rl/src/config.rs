@@ -30,6 +30,11 @@ pub struct PpoConfig {
     /// Unset: the whole mini-batch at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub micro_batch_tokens: Option<usize>,
+    /// Keep only each layer's input during the update's forward pass and recompute the layer
+    /// in the backward pass: activation memory of one layer instead of all, for one more
+    /// forward pass. Same gradients.
+    #[serde(default)]
+    pub activation_checkpointing: bool,
     pub ppo_epochs: usize,
     pub clip_ratio: f64,
     pub value_clip: f64,

@@ -170,7 +170,7 @@ impl Trainer {
         for chunk in indices.chunks(self.config.batch_size.max(1)) {
             let prompts: Vec<Vec<i64>> = chunk.iter().map(|&i| env.prompt(i)).collect();
             let generations = tch::no_grad(|| {
-                generate_on(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &greedy, &|_| String::new(), DecodePath::Reference)
+                generate_on(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &greedy, &|_| String::new(), DecodePath::InPlace)
             });
             out.extend(chunk.iter().zip(&generations).map(|(&i, g)| env.score(i, &g.token_ids)));
         }
@@ -212,12 +212,11 @@ impl Trainer {
             seed: c.seed.wrapping_add(self.step),
             ..Default::default()
         };
-        // The reference decoding path: with the fast one (MKL-packed weights, finished rows kept
-        // in the batch) the toy PPO run's outcome changed with which tests ran before it in the
-        // same process, a dependence not yet understood; rollouts stay on the path that is
-        // reproducible run to run.
+        // The in-place cache without MKL-packed weights: with packing (finished rows kept in the
+        // batch) the toy PPO run's outcome changed with which tests ran before it in the same
+        // process, a dependence not yet understood; on a GPU nothing is packed anyway.
         let generations =
-            generate_on(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &sampling, &|_| String::new(), DecodePath::Reference);
+            generate_on(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &sampling, &|_| String::new(), DecodePath::InPlace);
         let responses: Vec<Vec<i64>> = generations.iter().map(|g| g.token_ids.clone()).collect();
         let generated_tokens: usize = responses.iter().map(Vec::len).sum();
         let scored: Vec<Scored> = rows.iter().zip(&responses).map(|(&i, r)| env.score(i, r)).collect();
@@ -225,17 +224,31 @@ impl Trainer {
 
         let packed = pack(&prompts, &responses, self.pad_id, device);
         let mask = &packed.response_mask;
+        // Rows per forward pass (update and scoring alike): at most `micro_batch_tokens` padded
+        // tokens, so that the vocabulary logits of a pass ([rows, response, vocab] float32, the
+        // largest tensors of a step) stay bounded whatever the batch size.
+        let row_tokens = (packed.prompt_len + packed.response_len).max(1);
+        let micro_rows = |rows: i64| c.micro_batch_tokens.map_or(rows, |t| (t as i64 / row_tokens).clamp(1, rows.max(1)));
+        let chunks = |rows: i64| -> Vec<(i64, i64)> {
+            let per = micro_rows(rows);
+            (0..rows).step_by(per as usize).map(|m| (m, per.min(rows - m))).collect()
+        };
         let (old_logp, ref_logp, old_values) = tch::no_grad(|| {
-            let actor = self.roles.actor();
-            let old = token_logprobs(&self.tempered(actor.logits(&response_hidden(actor, &packed))), &packed.response);
-            let reference = self.roles.reference();
-            let reference = token_logprobs(&self.tempered(reference.logits(&response_hidden(reference, &packed))), &packed.response);
-            // GRPO has no critic: its values would be computed for nothing.
-            let values = match c.algorithm {
-                Algorithm::Ppo => self.values(&response_hidden(self.roles.critic(), &packed), false) * mask,
-                Algorithm::Grpo => Tensor::zeros_like(&old),
-            };
-            (old, reference, values)
+            let (mut old, mut reference, mut values) = (Vec::new(), Vec::new(), Vec::new());
+            for range in chunks(rows.len() as i64) {
+                let part = packed.rows(range);
+                let actor = self.roles.actor();
+                old.push(token_logprobs(&self.tempered(actor.logits(&response_hidden(actor, &part))), &part.response));
+                let frozen = self.roles.reference();
+                reference.push(token_logprobs(&self.tempered(frozen.logits(&response_hidden(frozen, &part))), &part.response));
+                // GRPO has no critic: its values would be computed for nothing.
+                if c.algorithm == Algorithm::Ppo {
+                    values.push(self.values(&response_hidden(self.roles.critic(), &part), false));
+                }
+            }
+            let old = Tensor::cat(&old, 0);
+            let values = if values.is_empty() { Tensor::zeros_like(&old) } else { Tensor::cat(&values, 0) * mask };
+            (old, Tensor::cat(&reference, 0), values)
         });
         // verl's rollout_probs_diff: the sampler's log-probs against the same weights' recomputed
         // ones; near zero unless the two disagree on the distribution (temperature, precision).
@@ -263,45 +276,33 @@ impl Trainer {
             while s < n {
                 let len = mb.min(n - s);
                 let take = |t: &Tensor| t.narrow(0, s, len);
-                let sub = Packed {
-                    ids: take(&packed.ids),
-                    positions: take(&packed.positions),
-                    key_mask: take(&packed.key_mask),
-                    response: take(&packed.response),
-                    response_mask: take(&packed.response_mask),
-                    prompt_len: packed.prompt_len,
-                    response_len: packed.response_len,
-                };
+                let sub = packed.rows((s, len));
                 // Micro-batches of at most `micro_batch_tokens` padded tokens; each one's loss
                 // is weighted by its share of the mini-batch's response tokens, so the summed
                 // gradients are the mini-batch's token mean (one micro-batch: weight 1, as before).
-                let row_tokens = (packed.prompt_len + packed.response_len).max(1);
-                let rows_per_micro = c.micro_batch_tokens.map_or(len, |t| (t as i64 / row_tokens).clamp(1, len));
                 let mini_tokens = sub.response_mask.sum(Kind::Float).double_value(&[]).max(1.0);
-                let micros: Vec<(i64, i64)> = (0..len).step_by(rows_per_micro as usize).map(|m| (m, rows_per_micro.min(len - m))).collect();
+                let micros = chunks(len);
                 let part = |t: &Tensor, (m, ml): (i64, i64)| t.narrow(0, m, ml);
-                let micro_of = |range: (i64, i64)| Packed {
-                    ids: part(&sub.ids, range),
-                    positions: part(&sub.positions, range),
-                    key_mask: part(&sub.key_mask, range),
-                    response: part(&sub.response, range),
-                    response_mask: part(&sub.response_mask, range),
-                    prompt_len: sub.prompt_len,
-                    response_len: sub.response_len,
-                };
+                let micro_of = |range: (i64, i64)| sub.rows(range);
                 let weight_of = |micro: &Packed| if micros.len() == 1 { 1.0 } else { micro.response_mask.sum(Kind::Float).double_value(&[]) / mini_tokens };
                 zero_grads(&actor_params);
                 for &range in &micros {
                     let micro = micro_of(range);
                     let w = weight_of(&micro);
                     let actor = self.roles.actor();
-                    let logits = self.tempered(actor.logits(&response_hidden(actor, &micro)));
-                    let logp = token_logprobs(&logits, &micro.response);
                     let at = |t: &Tensor| part(&take(t), range);
-                    let (pg, clipfrac) = policy_loss(&logp, &at(&old_logp), &at(&advantages), &micro.response_mask, c.clip_ratio);
-                    let ent = entropy(&logits, &micro.response_mask);
-                    let loss = (&pg - &ent * c.entropy_coeff) * w;
-                    loss.backward();
+                    let mut parts = None;
+                    let mut actor_loss = |hidden: &Tensor| {
+                        let logits = self.tempered(actor.logits(&hidden.narrow(1, micro.prompt_len - 1, micro.response_len)));
+                        let logp = token_logprobs(&logits, &micro.response);
+                        let (pg, clipfrac) = policy_loss(&logp, &at(&old_logp), &at(&advantages), &micro.response_mask, c.clip_ratio);
+                        let ent = entropy(&logits, &micro.response_mask);
+                        let loss = (&pg - &ent * c.entropy_coeff) * w;
+                        parts = Some((pg.detach(), clipfrac.detach(), ent.detach()));
+                        loss
+                    };
+                    backward_through(actor, &micro, c.activation_checkpointing, &mut actor_loss);
+                    let (pg, clipfrac, ent) = parts.expect("the loss ran");
                     pl_sum += pg.double_value(&[]) * w;
                     cf_sum += clipfrac.double_value(&[]) * w;
                     ent_sum += ent.double_value(&[]) * w;
@@ -312,11 +313,16 @@ impl Trainer {
                     for &range in &micros {
                         let micro = micro_of(range);
                         let w = weight_of(&micro);
-                        let values = self.values(&response_hidden(self.roles.critic(), &micro), true);
                         let at = |t: &Tensor| part(&take(t), range);
-                        let vl = value_loss(&values, &at(&old_values), &at(&returns), &micro.response_mask, c.value_clip);
-                        (&vl * w).backward();
-                        vl_sum += vl.double_value(&[]) * w;
+                        let mut vl_value = 0.0;
+                        let mut critic_loss = |hidden: &Tensor| {
+                            let values = self.values(&hidden.narrow(1, micro.prompt_len - 1, micro.response_len), true);
+                            let vl = value_loss(&values, &at(&old_values), &at(&returns), &micro.response_mask, c.value_clip);
+                            vl_value = vl.double_value(&[]);
+                            vl * w
+                        };
+                        backward_through(self.roles.critic(), &micro, c.activation_checkpointing, &mut critic_loss);
+                        vl_sum += vl_value * w;
                     }
                     self.critic_opt.step(&critic_params, c.grad_clip);
                 }
@@ -348,6 +354,18 @@ impl Trainer {
             tokens_per_second: generated_tokens as f64 / seconds.max(1e-9),
             step_seconds: seconds,
         }
+    }
+}
+
+/// Back-propagates `loss(final hidden states of the whole packed sequences)` into `model`'s
+/// variables: in one pass, or with activation checkpointing (layer inputs kept, each layer's
+/// activations recomputed during the backward pass).
+fn backward_through(model: &CausalLm, micro: &Packed, checkpointing: bool, loss: &mut dyn FnMut(&Tensor) -> Tensor) {
+    if checkpointing {
+        model.backward_checkpointed(&micro.ids, &micro.positions, &micro.key_mask, loss);
+    } else {
+        let mut cache = harness_policy::KvCache::default();
+        loss(&model.hidden(&micro.ids, &micro.positions, &micro.key_mask, &mut cache)).backward();
     }
 }
 

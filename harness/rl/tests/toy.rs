@@ -57,6 +57,7 @@ fn config(algorithm: Algorithm) -> PpoConfig {
         batch_size: 4,
         mini_batch_size: 4,
         micro_batch_tokens: None,
+        activation_checkpointing: false,
         ppo_epochs: 2,
         clip_ratio: 0.2,
         value_clip: 0.5,
@@ -273,7 +274,7 @@ fn old_log_probs_are_the_samplers_at_temperature_0_6() {
 /// compared: its first step moves each weight by about lr times the sign of its gradient, so a
 /// rounding difference in a near-zero gradient moves it by 2 lr.)
 #[test]
-fn micro_batched_updates_equal_whole_mini_batch_updates() {
+fn micro_batched_and_checkpointed_updates_equal_whole_mini_batch_updates() {
     let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
     tch::set_num_threads(1);
     for algorithm in [Algorithm::Ppo, Algorithm::Grpo] {
@@ -283,13 +284,19 @@ fn micro_batched_updates_equal_whole_mini_batch_updates() {
         let one_epoch = PpoConfig { ppo_epochs: 1, mini_batch_size: 1024, ..config(algorithm) };
         let mut whole = trainer_with(one_epoch.clone());
         // One row per micro-batch: each row is a few prompt tokens plus the responses.
-        let mut split = trainer_with(PpoConfig { micro_batch_tokens: Some(1), ..one_epoch });
-        let (a, b) = (whole.train_step(&mut env), split.train_step(&mut env));
-        assert_eq!(a.reward_mean, b.reward_mean, "{algorithm:?}: the same rollouts");
-        let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
-        assert!(close(a.policy_loss, b.policy_loss), "{algorithm:?}: policy loss {} vs {}", a.policy_loss, b.policy_loss);
-        assert!(close(a.value_loss, b.value_loss), "{algorithm:?}: value loss {} vs {}", a.value_loss, b.value_loss);
-        assert!(close(a.entropy, b.entropy), "{algorithm:?}: entropy {} vs {}", a.entropy, b.entropy);
-        assert!(a.grad_norm > 0.0 && close(a.grad_norm, b.grad_norm), "{algorithm:?}: gradient norm {} vs {}", a.grad_norm, b.grad_norm);
+        let mut split = trainer_with(PpoConfig { micro_batch_tokens: Some(1), ..one_epoch.clone() });
+        // And both again with activation checkpointing (layers recomputed in the backward pass).
+        let mut recomputed = trainer_with(PpoConfig { activation_checkpointing: true, ..one_epoch.clone() });
+        let mut split_recomputed = trainer_with(PpoConfig { micro_batch_tokens: Some(1), activation_checkpointing: true, ..one_epoch });
+        let a = whole.train_step(&mut env);
+        for (what, t) in [("micro-batched", &mut split), ("checkpointed", &mut recomputed), ("both", &mut split_recomputed)] {
+            let b = t.train_step(&mut env);
+            assert_eq!(a.reward_mean, b.reward_mean, "{algorithm:?} {what}: the same rollouts");
+            let close = |x: f64, y: f64| (x - y).abs() <= 1e-5 * x.abs().max(1.0);
+            assert!(close(a.policy_loss, b.policy_loss), "{algorithm:?} {what}: policy loss {} vs {}", a.policy_loss, b.policy_loss);
+            assert!(close(a.value_loss, b.value_loss), "{algorithm:?} {what}: value loss {} vs {}", a.value_loss, b.value_loss);
+            assert!(close(a.entropy, b.entropy), "{algorithm:?} {what}: entropy {} vs {}", a.entropy, b.entropy);
+            assert!(a.grad_norm > 0.0 && close(a.grad_norm, b.grad_norm), "{algorithm:?} {what}: gradient norm {} vs {}", a.grad_norm, b.grad_norm);
+        }
     }
 }
