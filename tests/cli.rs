@@ -843,6 +843,39 @@ fn sql_and_evidence_rewards_train_from_the_command_line() {
     assert!(!o.status.success() && stderr(&o).contains("applies to classic-IR datasets"), "{}", stderr(&o));
 }
 
+/// `train --plan` predicts a run's memory from the model's config.json alone (no weights, no
+/// GPU) and names a micro-batch that fits the budget, or says that nothing does.
+#[test]
+fn train_plan_sizes_a_3b_run_from_its_config_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shape = tmp.path().join("qwen3b-shape");
+    std::fs::create_dir_all(&shape).unwrap();
+    std::fs::write(
+        shape.join("config.json"),
+        r#"{"model_type": "qwen2", "hidden_size": 2048, "intermediate_size": 11008, "num_hidden_layers": 36,
+            "num_attention_heads": 16, "num_key_value_heads": 2, "rms_norm_eps": 1e-6, "vocab_size": 151936,
+            "tie_word_embeddings": true, "rope_theta": 1000000.0}"#,
+    )
+    .unwrap();
+    let cache = tmp.path().join("cache");
+    let plan = |gib: &str| {
+        let o = harness(&["train", "--plan", "--dataset", "scifact", "--policy", shape.to_str().unwrap(), "--config", "paper", "--device", "cuda", "--memory-gib", gib], &cache);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let peaks = |text: &str| -> Vec<f64> {
+        text.lines().filter(|l| l.contains("predicted peak")).map(|l| l.split_whitespace().next().unwrap().parse().unwrap()).collect()
+    };
+    let roomy = plan("60");
+    assert!(roomy.contains("3.09 B parameters, LoRA") && roomy.contains("longest 208"), "{roomy}");
+    let lines = peaks(&roomy);
+    assert_eq!(lines.len(), 2, "as configured, then the largest that fits: {roomy}");
+    assert!(lines[1] <= 60.0 && roomy.contains("micro_batch_tokens = "), "{roomy}");
+    let tight = plan("8");
+    assert!(tight.contains("nothing fits"), "{tight}");
+    assert!(!std::fs::read_dir(&shape).unwrap().any(|e| e.unwrap().file_name() != "config.json"), "the plan wrote into the model folder");
+}
+
 /// A free loopback port (bound, read, released: the server binds it next).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -138,6 +138,7 @@ fn chat_params(request: &ChatRequest, options: &ServeOptions) -> Result<Sampling
         top_k: 0,
         stop_strings,
         seed: request.seed.unwrap_or(0),
+        ..Default::default()
     })
 }
 

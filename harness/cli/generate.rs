@@ -47,6 +47,10 @@ pub struct GenerateArgs {
     stop: Vec<String>,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Decoding steps between reads of the new tokens on the host (0: every step on the CPU,
+    /// every 16 on a GPU).
+    #[arg(long, default_value_t = 0)]
+    sync_every: usize,
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     device: String,
@@ -97,6 +101,7 @@ pub fn run(args: GenerateArgs, root: Option<PathBuf>) -> Result<()> {
         top_k: args.top_k,
         stop_strings: args.stop.clone(),
         seed: args.seed,
+        sync_every: args.sync_every,
     };
     let ids = prompts.iter().map(|p| policy.encode(p)).collect::<Result<Vec<_>, _>>()?;
     let eos: &[i64] = if args.ignore_eos { &[] } else { &policy.text.eos_ids };

@@ -67,6 +67,14 @@ pub struct TrainArgs {
     /// paper's train.jsonl) instead of the card's file of the split.
     #[arg(long)]
     questions: Option<PathBuf>,
+    /// Print the predicted peak memory of this run on its device (weights, optimiser state,
+    /// rollout cache, activations, logits) and the largest micro-batch that fits, then exit:
+    /// loads no weights and needs no GPU.
+    #[arg(long)]
+    plan: bool,
+    /// With --plan: the memory budget in GiB (default: 75 on CUDA, what is available on the CPU).
+    #[arg(long, requires = "plan")]
+    memory_gib: Option<f64>,
 }
 
 pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
@@ -93,6 +101,10 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
         passages: args.passages.or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from)),
         questions: args.questions,
     };
+    if args.plan {
+        print!("{}", harness_bench::train::plan_text(&bench, &spec, args.memory_gib)?);
+        return Ok(());
+    }
     let outcome = train(&bench, &spec)?;
     println!(
         "trained {} steps; log {}, curves {}, checkpoints {}",

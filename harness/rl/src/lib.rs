@@ -10,6 +10,7 @@ mod checkpoint;
 mod config;
 mod error;
 mod optim;
+pub mod plan;
 pub mod trainer;
 
 pub use checkpoint::export_adapter;

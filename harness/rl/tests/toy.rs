@@ -238,6 +238,8 @@ fn lora_on_a_bf16_base_trains_float32_adapters() {
 /// both shapes, never a panic inside libtorch; a missing checkpoint names its file.
 #[test]
 fn restoring_a_checkpoint_of_another_shape_is_an_error() {
+    // Building models seeds and draws from the process-wide generator: not during a sampling test.
+    let _turn = SAMPLING.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let lora = |rank: i64| {
         let vs = nn::VarStore::new(Device::Cpu);

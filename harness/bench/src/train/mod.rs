@@ -6,7 +6,9 @@
 mod env;
 mod plot;
 mod reward_service;
+mod plan;
 mod verl;
+pub use plan::plan_text;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

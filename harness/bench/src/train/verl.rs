@@ -50,17 +50,17 @@ pub struct VerlExport {
 }
 
 /// One example, family-neutral.
-struct Row {
+pub(super) struct Row {
     id: String,
     question: String,
-    task: Task,
+    pub(super) task: Task,
     target: Vec<String>,
     score: Vec<i64>,
     db_id: Option<String>,
 }
 
 /// The examples of a split, in `harness train`'s order.
-fn rows(bench: &Bench, card: &Card, spec: &VerlSpec) -> Result<Vec<Row>> {
+pub(super) fn rows(bench: &Bench, card: &Card, spec: &VerlSpec) -> Result<Vec<Row>> {
     let split = spec.split.as_str();
     Ok(match (card.task.reward, card.loader) {
         (RewardFamily::ClassicIr, LoaderKind::Beir) => {
