@@ -154,7 +154,10 @@ impl CausalLm {
 
 impl Policy {
     /// A model folder, or an adapter folder merged into its base from `models_dir`.
+    /// A verl checkpoint folder (`global_step_N` or its `actor`) loads from its merged
+    /// `huggingface` folder ([`crate::resolve_model_dir`]).
     pub fn load_model_or_adapter(dir: &Path, models_dir: &Path, device: Device) -> Result<Policy, PolicyError> {
+        let dir = &crate::resolve_model_dir(dir)?;
         if is_adapter_dir(dir) {
             Policy::load_adapted(dir, models_dir, device)
         } else {

@@ -5,6 +5,7 @@ pub mod adapter;
 pub mod chat;
 pub mod config;
 pub mod generate;
+pub mod layout;
 pub mod mkl;
 pub mod model;
 
@@ -15,6 +16,7 @@ use tch::{nn, Device, Kind};
 pub use adapter::{is_adapter_dir, model_files_sha256};
 pub use chat::{ChatTemplate, Message};
 pub use config::{Architecture, ModelConfig};
+pub use layout::resolve_model_dir;
 pub use generate::{generate, generate_on, DecodePath, Finish, Generation, SamplingParams};
 pub use model::{CausalLm, KvCache};
 

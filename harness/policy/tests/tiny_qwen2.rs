@@ -84,6 +84,43 @@ fn broken_model_folders_are_clear_errors() {
     assert!(harness_policy::parse_device("tpu").is_err());
 }
 
+/// A verl checkpoint (`global_step_N/actor/huggingface`, weights saved in bfloat16 by its
+/// merger or its `hf_model` content) loads from the step folder or the actor folder as from the
+/// Hugging Face folder itself; one holding only FSDP shards says how to merge them.
+#[test]
+fn verl_checkpoint_folders_load_from_their_huggingface_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let step = tmp.path().join("global_step_40");
+    let hf = step.join("actor").join("huggingface");
+    std::fs::create_dir_all(&hf).unwrap();
+    write_model(&hf);
+    // verl saves bf16 weights: rewrite the shards so.
+    for shard in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"] {
+        let tensors: Vec<(String, Tensor)> =
+            Tensor::read_safetensors(hf.join(shard)).unwrap().into_iter().map(|(n, t)| (n, t.to_kind(Kind::BFloat16))).collect();
+        Tensor::write_safetensors(&tensors, hf.join(shard)).unwrap();
+    }
+    let models = tmp.path().join("models");
+    let prompt = Tensor::from_slice(&[1i64, 5, 9, 200, 7]).unsqueeze(0);
+    let logits = |dir: &Path| {
+        let policy = Policy::load_model_or_adapter(dir, &models, Device::Cpu).unwrap();
+        tch::no_grad(|| policy.model.forward_full(&prompt))
+    };
+    let direct = logits(&hf);
+    for dir in [step.clone(), step.join("actor")] {
+        assert!(logits(&dir).equal(&direct), "{}", dir.display());
+    }
+    assert_eq!(harness_policy::resolve_model_dir(&step).unwrap(), hf);
+
+    // Only FSDP shards: the error names the merger and the actor folder.
+    for shard in ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json"] {
+        std::fs::remove_file(hf.join(shard)).unwrap();
+    }
+    std::fs::write(step.join("actor").join("model_world_size_2_rank_0.pt"), b"").unwrap();
+    let err = Policy::load_model_or_adapter(&step, &models, Device::Cpu).err().unwrap().to_string();
+    assert!(err.contains("verl.model_merger merge --backend fsdp") && err.contains("global_step_40/actor"), "{err}");
+}
+
 /// tests/golden/fixtures/tiny-qwen2: a random Qwen2 (q/k/v biases, untied head, 4 query and 2
 /// key/value heads, RoPE base 1e6 under transformers 5's `rope_parameters`) saved by
 /// transformers, with its float32 logits and greedy continuations

@@ -133,7 +133,8 @@ struct Policy {
 }
 
 fn load_policy(bench: &Bench, spec: &TrainSpec, config: &RunConfig) -> Result<Policy> {
-    let dir = spec.policy.clone().unwrap_or_else(|| bench.workspace.default_policy());
+    // A verl checkpoint (global_step_N) starts from its merged Hugging Face folder.
+    let dir = harness_policy::resolve_model_dir(&spec.policy.clone().unwrap_or_else(|| bench.workspace.default_policy()))?;
     let device = parse_device(&spec.device)?;
     let trainer = Trainer::from_model_dir(&dir, device, config.ppo.clone(), config.lora)?;
     let text = PolicyText::load(&dir)?;
