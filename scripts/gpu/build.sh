@@ -5,7 +5,7 @@
 # release as the device's torch, and run there against the device's libraries.
 #
 #   bash scripts/gpu/build.sh 2.11.0+cu130     # the device's `python3 -c "import torch; print(torch.__version__)"`
-#   device: bash scripts/gpu/run.sh            # with .gpu/ carried
+#   device: bash scripts/gpu/run.sh parity     # then generate, then train; with .gpu/ carried
 #
 # Which tch goes with which libtorch: tch checks the libtorch version it builds against, and a
 # binary built against another release fails at the first tensor on the device ("incoherent
