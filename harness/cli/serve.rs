@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// reward_depth; cpu-small's 50).
     #[arg(long, default_value_t = 50, requires = "reward")]
     reward_depth: usize,
+    /// With --reward, for DPR open-QA datasets: the passages file (psgs_w100.tsv, uncompressed);
+    /// default: $HARNESS_DPR_PASSAGES, else the dataset folder's.
+    #[arg(long, requires = "reward")]
+    passages: Option<PathBuf>,
     /// With --reward: threads scoring a request's items.
     #[arg(long, default_value_t = 2, requires = "reward")]
     threads: usize,
@@ -93,7 +97,8 @@ fn serve_rewards(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
     anyhow::ensure!(args.reward_depth >= 1 && args.threads >= 1, "--reward-depth and --threads must be at least 1");
     let bars = crate::progress::Bars::new(false);
     let bench = crate::bench(root, &bars)?;
-    let service = harness_bench::train::RewardService::open(&bench, &args.datasets, args.reward_depth)?;
+    let passages = args.passages.clone().or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from));
+    let service = harness_bench::train::RewardService::open(&bench, &args.datasets, args.reward_depth, passages.as_deref())?;
     let server = bind((args.host.as_str(), args.port), std::time::Duration::from_secs_f64(args.timeout_secs))
         .map_err(|e| anyhow!("listening on {}:{}: {e}", args.host, args.port))?;
     eprintln!("serving the rewards of {} on http://{}:{}/reward (POST); Ctrl-C stops", service.data_sources().join(", "), args.host, args.port);

@@ -117,7 +117,7 @@ pub fn split_label(spec_split: Option<&str>, tasks: Option<&std::path::Path>, ca
 }
 
 /// Opens the engine of kind `kind`, with facts about it for meta.json.
-pub fn open_engine(kind: EngineKind, bench: &Bench, card: &Card) -> Result<(Box<dyn Engine>, serde_json::Value)> {
+pub fn open_engine(kind: EngineKind, bench: &Bench, card: &Card) -> Result<(Box<dyn Engine + Send>, serde_json::Value)> {
     let cache = &bench.workspace.cache;
     Ok(match kind {
         EngineKind::Offline => {

@@ -189,6 +189,13 @@ pub(crate) fn sql_turn(turn: &str, format: AnswerFormat, bird: bool, outcome: im
     (answer.map(|o| if *o == SqlOutcome::Equal { 1.0 } else { 0.0 }), reward)
 }
 
+/// Literature: recall at the reward depth of the answer's Boolean query and the paper's tiers.
+pub(crate) fn literature_turn(turn: &str, format: AnswerFormat, recall: impl FnOnce(&str) -> Option<f64>) -> (Answer<f64>, f64) {
+    let answer = Answer::from_turn(turn, format, "query", recall);
+    let reward = rewards::literature(&answer);
+    (answer, reward)
+}
+
 fn hit_within(rank: Option<usize>, k: usize) -> f64 {
     if rank.is_some_and(|r| r <= k) { 1.0 } else { 0.0 }
 }
@@ -242,8 +249,8 @@ impl Environment for LiteratureEnv<'_> {
 
     fn score(&mut self, i: usize, response: &[i64]) -> Scored {
         let turn = self.turns.turn(response);
-        let answer = Answer::from_turn(&turn, self.turns.format, "query", |query| self.recall(i, query));
-        self.turns.scored(&turn, &answer, rewards::literature(&answer))
+        let (answer, reward) = literature_turn(&turn, self.turns.format, |query| self.recall(i, query));
+        self.turns.scored(&turn, &answer, reward)
     }
 
     fn original_metric(&mut self, i: usize) -> Option<f64> {

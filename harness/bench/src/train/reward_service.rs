@@ -15,7 +15,7 @@ use harness_datasets::{Card, DrCompatNdcg, LoaderKind, RewardFamily};
 use harness_retrieval::{Bm25Index, Bm25Params};
 use serde::{Deserialize, Serialize};
 
-use super::env::{classic_ir_ndcg, classic_ir_turn, evidence_turn, first_answer_rank, sql_outcome, sql_turn, PassageTexts, Target};
+use super::env::{classic_ir_ndcg, classic_ir_turn, evidence_turn, first_answer_rank, literature_turn, sql_outcome, sql_turn, PassageTexts, Target};
 use super::{bm25_index, EVIDENCE_REWARD_DEPTH};
 use crate::context::Bench;
 use crate::spec::CellSpec;
@@ -55,6 +55,9 @@ pub struct ExtraInfo {
     pub split: Option<String>,
     #[serde(default)]
     pub db_id: Option<String>,
+    /// The example's id (literature: the review whose engine limits, such as its date, apply).
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 fn reasoning_default() -> bool {
@@ -63,7 +66,7 @@ fn reasoning_default() -> bool {
 
 impl Default for ExtraInfo {
     fn default() -> Self {
-        ExtraInfo { reasoning: true, split: None, db_id: None }
+        ExtraInfo { reasoning: true, split: None, db_id: None, id: None }
     }
 }
 
@@ -105,6 +108,8 @@ enum Source {
     Evidence { index: Bm25Index, params: Bm25Params, passages: PassageTexts, hit_k: usize, squad: bool },
     /// One judge per split with databases (Spider's train and dev databases differ).
     Sql { judges: BTreeMap<String, Mutex<harness_sql::Judge>>, bird: bool },
+    /// The card's engine (one search at a time) and its review tasks by id, every split.
+    Literature { engine: Mutex<Box<dyn harness_literature::Engine + Send>>, tasks: BTreeMap<String, harness_literature::ReviewTask>, depth: usize },
 }
 
 /// Rewards for the data sources (cards) it was opened with.
@@ -113,13 +118,15 @@ pub struct RewardService {
 }
 
 impl RewardService {
-    /// Opens the retrievers and judges of `datasets`; classic IR searches `reward_depth`
-    /// documents (the training config's `reward_depth`), evidence seeking the paper's 3,000.
-    pub fn open(bench: &Bench, datasets: &[String], reward_depth: usize) -> Result<RewardService> {
+    /// Opens the retrievers, judges and engines of `datasets`; classic IR searches
+    /// `reward_depth` documents (the training config's `reward_depth`), evidence seeking the
+    /// paper's 3,000, literature its card's depth. DPR open-QA cards search `passages` (default:
+    /// the dataset folder's psgs_w100.tsv).
+    pub fn open(bench: &Bench, datasets: &[String], reward_depth: usize, passages: Option<&std::path::Path>) -> Result<RewardService> {
         let mut sources = BTreeMap::new();
         for name in datasets {
             let card = bench.registry.get(name)?.clone();
-            let source = open_source(bench, &card, reward_depth).with_context(|| format!("opening the reward of '{name}'"))?;
+            let source = open_source(bench, &card, reward_depth, passages).with_context(|| format!("opening the reward of '{name}'"))?;
             sources.insert(card.name.clone(), source);
         }
         Ok(RewardService { sources })
@@ -196,13 +203,23 @@ impl RewardService {
                         });
                         RewardOutcome::of(&answer, reward)
                     }
+                    Source::Literature { engine, tasks, depth } => {
+                        let Some(task) = item.extra_info.id.as_deref().and_then(|id| tasks.get(id)) else {
+                            return RewardOutcome::failed(format!("extra_info.id {:?} is not a review task of '{}'", item.extra_info.id, item.data_source));
+                        };
+                        let (answer, reward) = literature_turn(&item.solution_str, format, |query| {
+                            let ids = engine.lock().unwrap_or_else(|p| p.into_inner()).search(query, task, *depth).ok()?;
+                            Some(harness_literature::recall_at(&ids, &truth.target, *depth))
+                        });
+                        RewardOutcome::of(&answer, reward)
+                    }
                 }
             })
             .collect()
     }
 }
 
-fn open_source(bench: &Bench, card: &Card, reward_depth: usize) -> Result<Source> {
+fn open_source(bench: &Bench, card: &Card, reward_depth: usize, passages: Option<&std::path::Path>) -> Result<Source> {
     Ok(match (card.task.reward, card.loader) {
         (RewardFamily::ClassicIr, LoaderKind::Beir) => {
             let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(card)?);
@@ -215,6 +232,28 @@ fn open_source(bench: &Bench, card: &Card, reward_depth: usize) -> Result<Source
             let tokens = dataset.read_corpus()?.into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
             let hit_k = card.paper_metric.strip_prefix("hit.").and_then(|k| k.parse().ok()).with_context(|| format!("card '{}': paper_metric is not hit.K", card.name))?;
             Source::Evidence { index: bm25_index(bench, &dataset)?, params, passages: PassageTexts::Tokens(tokens), hit_k, squad: card.task.squad_tiers }
+        }
+        (RewardFamily::Evidence, LoaderKind::OpenQa) => {
+            // As training: BM25 over the DPR passages file, answers looked for in the passage
+            // text read by offset.
+            let cell = CellSpec { passages: passages.map(std::path::Path::to_path_buf), ..CellSpec::default() };
+            let (_, path) = crate::families::open_qa::locate(card, &bench.registry, &cell)?;
+            let file = crate::families::open_qa::PassageFile::open_cached(&path, &bench.workspace.cache)?;
+            let (index, _) = crate::families::open_qa::passage_index(bench, &path)?;
+            let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
+            let hit_k = card.paper_metric.strip_prefix("hit.").and_then(|k| k.parse().ok()).with_context(|| format!("card '{}': paper_metric is not hit.K", card.name))?;
+            Source::Evidence { index, params, passages: PassageTexts::File(file), hit_k, squad: card.task.squad_tiers }
+        }
+        (RewardFamily::Literature, LoaderKind::Review) => {
+            let kind = crate::families::literature::engine_kind(None, card)?;
+            let mut tasks = BTreeMap::new();
+            for split in card.splits.keys() {
+                for task in crate::families::literature::load_tasks(None, &bench.registry, card, Some(split))? {
+                    tasks.insert(task.id.clone(), task);
+                }
+            }
+            let (engine, _) = crate::families::literature::open_engine(kind, bench, card)?;
+            Source::Literature { engine: Mutex::new(engine), tasks, depth: card.depth }
         }
         (RewardFamily::Sql, LoaderKind::Spider | LoaderKind::Bird) => {
             let timeout = std::time::Duration::from_secs_f64(crate::spec::defaults::SQL_TIMEOUT_SECS);
@@ -231,13 +270,13 @@ fn open_source(bench: &Bench, card: &Card, reward_depth: usize) -> Result<Source
             }
             Source::Sql { judges, bird: card.loader == LoaderKind::Bird }
         }
-        (family, loader) => bail!("the reward of '{}' ({family:?}, {loader:?} layout) is not served: classic IR, evidence seeking over a BEIR-layout corpus and SQL are", card.name),
+        (family, loader) => bail!("the reward of '{}' ({family:?}, {loader:?} layout) is not served: classic IR, evidence seeking, SQL and literature are", card.name),
     })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::env::{ClassicIrEnv, EvidenceEnv, EvidenceExample, RewardRetriever, SqlEnv, SqlExample, Turns};
+    use super::super::env::{ClassicIrEnv, EvidenceEnv, EvidenceExample, LiteratureEnv, RewardRetriever, SqlEnv, SqlExample, Turns};
     use super::*;
     use harness_rl::trainer::Environment;
 
@@ -259,14 +298,14 @@ mod tests {
         ]
     }
 
-    /// The endpoint's rewards equal the training environments' on the same turns: 220
-    /// responses over SciFact (BM25, single target), the SQuAD paragraphs (rank tiers) and
-    /// Spider dev (execution tiers, gold and wrong SQL).
+    /// The endpoint's rewards equal the training environments' on the same turns: 244
+    /// responses over SciFact (BM25, single target), the SQuAD paragraphs (rank tiers), Spider
+    /// dev (execution tiers, gold and wrong SQL) and the offline literature engine (recall tiers).
     #[test]
     fn served_rewards_equal_the_training_environments() {
         let progress = crate::progress::Silent;
         let bench = bench_here(&progress);
-        let service = RewardService::open(&bench, &["scifact".into(), "squad-paragraphs".into(), "spider".into()], 50).unwrap();
+        let service = RewardService::open(&bench, &["scifact".into(), "squad-paragraphs".into(), "spider".into(), "literature".into()], 50, None).unwrap();
         let text = harness_policy::PolicyText::load(&bench.workspace.default_policy()).unwrap();
         let mut compared = 0;
         // The env is given the response after its pre-filled prefix, the service the whole turn.
@@ -335,13 +374,30 @@ mod tests {
             let wrong = "SELECT count(*) FROM sqlite_master";
             for turn in turns_for(&q.gold_sql, "sql", false).into_iter().chain(turns_for(wrong, "sql", false).into_iter().take(1)) {
                 let truth = GroundTruth { target: vec![q.gold_sql.clone()], score: Vec::new() };
-                let extra = ExtraInfo { reasoning: false, split: Some("dev".into()), db_id: Some(q.db_id.clone()) };
+                let extra = ExtraInfo { reasoning: false, split: Some("dev".into()), db_id: Some(q.db_id.clone()), id: None };
                 check(&mut env, i, &turn, RewardItem { data_source: "spider".into(), solution_str: turn.clone(), ground_truth: truth, extra_info: extra }, false);
             }
         }
+        let card = bench.registry.get("literature").unwrap().clone();
+        let kind = crate::families::literature::engine_kind(None, &card).unwrap();
+        let split = card.splits.keys().next().unwrap().clone();
+        let reviews: Vec<_> = crate::families::literature::load_tasks(None, &bench.registry, &card, Some(&split)).unwrap().into_iter().take(6).collect();
+        let (engine, _) = crate::families::literature::open_engine(kind, &bench, &card).unwrap();
+        let mut env = LiteratureEnv { prompts: vec![Vec::new(); reviews.len()], tasks: reviews.clone(), engine, depth: card.depth, turns: Turns::new(&text, true, text.eos_ids.clone()) };
+        let mut literature_recall = 0.0;
+        for (i, review) in reviews.iter().enumerate() {
+            for turn in turns_for(&crate::families::literature::original_text(review), "query", true) {
+                let truth = GroundTruth { target: review.targets.clone(), score: vec![1; review.targets.len()] };
+                let extra = ExtraInfo { id: Some(review.id.clone()), ..Default::default() };
+                let item = RewardItem { data_source: "literature".into(), solution_str: turn.clone(), ground_truth: truth, extra_info: extra };
+                literature_recall += service.score(std::slice::from_ref(&item), 1)[0].metric;
+                check(&mut env, i, &turn, item, true);
+            }
+        }
+        assert!(literature_recall > 0.0, "no literature answer found a target: the comparison would be of zeros");
         // Turns without the pre-filled prefix (no tags at all) cannot be given to an env as a
         // response; every other turn was compared.
-        assert!(compared >= 200, "{compared} responses compared");
+        assert!(compared >= 220, "{compared} responses compared");
 
         // Gold SQL earns the paper's 1.1; an unknown data source is an error, not a reward.
         let q = &questions[0];
@@ -349,12 +405,51 @@ mod tests {
             data_source: "spider".into(),
             solution_str: format!("<answer>\n{}\n</answer>", serde_json::json!({"sql": q.gold_sql})),
             ground_truth: GroundTruth { target: vec![q.gold_sql.clone()], score: Vec::new() },
-            extra_info: ExtraInfo { reasoning: false, split: Some("dev".into()), db_id: Some(q.db_id.clone()) },
+            extra_info: ExtraInfo { reasoning: false, split: Some("dev".into()), db_id: Some(q.db_id.clone()), id: None },
         };
         let mut unknown = gold.clone();
         unknown.data_source = "nfcorpus".into();
         let out = service.score(&[gold, unknown], 2);
         assert_eq!((out[0].score, out[0].metric), (Some(1.1), 1.0));
         assert!(out[1].score.is_none() && out[1].error.as_deref().is_some_and(|e| e.contains("not served")), "{:?}", out[1]);
+    }
+
+    /// A DPR open-QA card served over a passages file: the SQuAD paragraphs written as DPR's
+    /// psgs_w100.tsv give the rewards the same paragraphs give as a BEIR-layout corpus.
+    #[test]
+    fn dpr_passages_are_served_as_their_beir_twin() {
+        use std::io::Write;
+        let progress = crate::progress::Silent;
+        let bench = bench_here(&progress);
+        let card = bench.registry.get("squad-paragraphs").unwrap().clone();
+        let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(&card).unwrap());
+        let tmp = tempfile::tempdir().unwrap();
+        let tsv = tmp.path().join("psgs.tsv");
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tsv).unwrap());
+        writeln!(out, "id\ttext\ttitle").unwrap();
+        for d in dataset.read_corpus().unwrap() {
+            let clean = |t: &str| t.replace(['\t', '\n', '\r'], " ");
+            writeln!(out, "{}\t\"{}\"\t{}", d.id, clean(&d.text).replace('"', "\"\""), clean(&d.title)).unwrap();
+        }
+        drop(out);
+        let service = RewardService::open(&bench, &["squad".into(), "squad-paragraphs".into()], 50, Some(&tsv)).unwrap();
+        let answers = dataset.read_answers().unwrap();
+        let questions = crate::train::evidence_questions(&bench, &card, &crate::train::QuestionSource::Beir { dataset: &dataset, answers: &answers }, None, "dev").unwrap();
+        let mut hits = 0.0;
+        for (q, a) in questions.into_iter().filter(|(_, a)| !a.is_empty()).take(20) {
+            for turn in turns_for(&q.text, "query", true) {
+                let item = |source: &str| RewardItem {
+                    data_source: source.into(),
+                    solution_str: turn.clone(),
+                    ground_truth: GroundTruth { target: a.clone(), score: vec![1; a.len()] },
+                    extra_info: ExtraInfo::default(),
+                };
+                let out = service.score(&[item("squad"), item("squad-paragraphs")], 2);
+                assert!(out[0].score.is_some(), "{:?}", out[0]);
+                assert_eq!(out[0], out[1], "{turn:?}");
+                hits += out[0].metric;
+            }
+        }
+        assert!(hits > 0.0, "no answer was found: the comparison would be of misses only");
     }
 }
