@@ -195,6 +195,62 @@ fn training_rewards_with_the_dense_retriever() {
     // hnsw is for evaluation; the reward is exact search.
     let o = on_tiny(tmp.path(), &data, &cards).args(["train", "--dataset", "tiny", "--retriever", "hnsw", "--device", "cpu"]).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("hnsw is for evaluation"), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // The reward endpoint with the dense retriever (what verl would call): the original query of
+    // each of the 3 held-out items, answered well-formed, scores the metric training measured.
+    let parquet = tmp.path().join("test.parquet");
+    let o = on_tiny(tmp.path(), &data, &cards).args(["export", "verl", "--dataset", "tiny", "--split", "test", "--retriever", "dense", "--out"]).arg(&parquet).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let items = verl_items(&parquet, 3);
+    let port = {
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let mut server = on_tiny(tmp.path(), &data, &cards)
+        .args(["serve", "--reward", "--dataset", "tiny", "--retriever", "dense", "--reward-depth", "10", "--port", &port.to_string()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(started.elapsed().as_secs() < 120, "harness serve --reward did not listen on {port}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let body = serde_json::json!({"items": items}).to_string();
+    let reply = ureq::post(&format!("http://127.0.0.1:{port}/reward")).header("Content-Type", "application/json").send(body.as_bytes());
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let reply: serde_json::Value = serde_json::from_str(&reply.unwrap().body_mut().read_to_string().unwrap()).unwrap();
+    let metrics: Vec<f64> = reply["rewards"].as_array().unwrap().iter().map(|r| r["metric"].as_f64().unwrap()).collect();
+    assert_eq!(metrics.len(), 3, "{reply}");
+    assert_eq!(metrics.iter().sum::<f64>() / 3.0, original, "served {metrics:?}");
+}
+
+/// The first `n` rows of an exported verl parquet as reward items answering each row's own
+/// question, well-formed and without reasoning.
+fn verl_items(parquet: &Path, n: usize) -> Vec<serde_json::Value> {
+    use polars::prelude::*;
+    let df = ParquetReader::new(std::fs::File::open(parquet).unwrap()).finish().unwrap();
+    let field = |column: &str, name: &str| df.column(column).unwrap().struct_().unwrap().field_by_name(name).unwrap();
+    let truth = field("reward_model", "ground_truth").struct_().unwrap().clone();
+    let (targets, scores) = (truth.field_by_name("target").unwrap(), truth.field_by_name("score").unwrap());
+    let questions = field("extra_info", "question");
+    let sources = df.column("data_source").unwrap().str().unwrap().clone();
+    (0..n)
+        .map(|i| {
+            let list = |s: &Series| s.list().unwrap().get_as_series(i).unwrap();
+            let (target, score) = (list(&targets), list(&scores));
+            let target: Vec<String> = (0..target.len()).map(|j| target.str().unwrap().get(j).unwrap().to_string()).collect();
+            let score: Vec<i64> = (0..score.len()).map(|j| score.i64().unwrap().get(j).unwrap()).collect();
+            let question = questions.str().unwrap().get(i).unwrap().to_string();
+            serde_json::json!({
+                "data_source": sources.get(i).unwrap(),
+                "solution_str": format!("<answer>\n{}\n</answer>", serde_json::json!({"query": question})),
+                "ground_truth": {"target": target, "score": score},
+                "extra_info": {"reasoning": false, "split": "test"},
+            })
+        })
+        .collect()
 }
 
 /// A reproduce spec with a dense cell and a `[cost]` section: the dense cell measured, and the

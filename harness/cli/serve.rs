@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// reward_depth; cpu-small's 50).
     #[arg(long, default_value_t = 50, requires = "reward")]
     reward_depth: usize,
+    /// With --reward: the classic-IR reward's retriever, bm25 or dense[:MODEL] (exact search over
+    /// the cached passage embeddings, as `train --retriever dense`).
+    #[arg(long, default_value = "bm25", requires = "reward")]
+    retriever: String,
     /// With --reward, for DPR open-QA datasets: the passages file (psgs_w100.tsv, uncompressed);
     /// default: $HARNESS_DPR_PASSAGES, else the dataset folder's.
     #[arg(long, requires = "reward")]
@@ -98,7 +102,7 @@ fn serve_rewards(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
     let bars = crate::progress::Bars::new(false);
     let bench = crate::bench(root, &bars)?;
     let passages = args.passages.clone().or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from));
-    let service = harness_bench::train::RewardService::open(&bench, &args.datasets, args.reward_depth, passages.as_deref())?;
+    let service = harness_bench::train::RewardService::open(&bench, &args.datasets, args.reward_depth, &args.retriever, passages.as_deref())?;
     let server = bind((args.host.as_str(), args.port), std::time::Duration::from_secs_f64(args.timeout_secs))
         .map_err(|e| anyhow!("listening on {}:{}: {e}", args.host, args.port))?;
     eprintln!("serving the rewards of {} on http://{}:{}/reward (POST); Ctrl-C stops", service.data_sources().join(", "), args.host, args.port);

@@ -97,7 +97,7 @@ pub(crate) enum RewardRetriever<'a> {
 
 impl RewardRetriever<'_> {
     /// The ids of the top `depth` documents for `query`; `None` when it cannot be searched.
-    fn search(&mut self, query: &str, depth: usize) -> Option<Vec<String>> {
+    pub(crate) fn search(&mut self, query: &str, depth: usize) -> Option<Vec<String>> {
         match self {
             RewardRetriever::Bm25 { index, searcher, params } => {
                 let hits = searcher.search(query, depth, *params).ok()?;

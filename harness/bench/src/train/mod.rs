@@ -229,7 +229,7 @@ pub fn train(bench: &Bench, spec: &TrainSpec) -> Result<TrainOutcome> {
 
 /// The reward's retriever over a BEIR-layout corpus: BM25 over `index`, or a dense encoder
 /// with the corpus's cached passage embeddings.
-fn reward_retriever<'a>(bench: &Bench, retriever: &crate::retrieve::RetrieverSpec, dataset: &BeirDataset, index: Option<&'a Bm25Index>) -> Result<RewardRetriever<'a>> {
+pub(super) fn reward_retriever<'a>(bench: &Bench, retriever: &crate::retrieve::RetrieverSpec, dataset: &BeirDataset, index: Option<&'a Bm25Index>) -> Result<RewardRetriever<'a>> {
     use crate::retrieve::RetrieverSpec;
     match retriever {
         RetrieverSpec::Bm25 { params, .. } => {

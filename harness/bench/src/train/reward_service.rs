@@ -15,8 +15,8 @@ use harness_datasets::{Card, DrCompatNdcg, LoaderKind, RewardFamily};
 use harness_retrieval::{Bm25Index, Bm25Params};
 use serde::{Deserialize, Serialize};
 
-use super::env::{classic_ir_ndcg, classic_ir_turn, evidence_turn, first_answer_rank, literature_turn, sql_outcome, sql_turn, PassageTexts, Target};
-use super::{bm25_index, EVIDENCE_REWARD_DEPTH};
+use super::env::{classic_ir_ndcg, classic_ir_turn, evidence_turn, first_answer_rank, literature_turn, sql_outcome, sql_turn, PassageTexts, RewardRetriever, Target};
+use super::{bm25_index, reward_retriever, EVIDENCE_REWARD_DEPTH};
 use crate::context::Bench;
 use crate::spec::CellSpec;
 
@@ -105,6 +105,8 @@ impl RewardOutcome {
 /// What a data source is rewarded with.
 enum Source {
     ClassicIr { index: Bm25Index, params: Bm25Params, depth: usize, single: bool },
+    /// Classic IR with the dense reward retriever (one query encoded and searched at a time).
+    DenseClassicIr { retriever: Mutex<RewardRetriever<'static>>, depth: usize, single: bool },
     Evidence { index: Bm25Index, params: Bm25Params, passages: PassageTexts, hit_k: usize, squad: bool },
     /// One judge per split with databases (Spider's train and dev databases differ).
     Sql { judges: BTreeMap<String, Mutex<harness_sql::Judge>>, bird: bool },
@@ -120,13 +122,14 @@ pub struct RewardService {
 impl RewardService {
     /// Opens the retrievers, judges and engines of `datasets`; classic IR searches
     /// `reward_depth` documents (the training config's `reward_depth`), evidence seeking the
-    /// paper's 3,000, literature its card's depth. DPR open-QA cards search `passages` (default:
-    /// the dataset folder's psgs_w100.tsv).
-    pub fn open(bench: &Bench, datasets: &[String], reward_depth: usize, passages: Option<&std::path::Path>) -> Result<RewardService> {
+    /// paper's 3,000, literature its card's depth. Classic IR retrieves with `retriever`
+    /// (`bm25`, or `dense[:MODEL]` as `harness train --retriever`); DPR open-QA cards search
+    /// `passages` (default: the dataset folder's psgs_w100.tsv).
+    pub fn open(bench: &Bench, datasets: &[String], reward_depth: usize, retriever: &str, passages: Option<&std::path::Path>) -> Result<RewardService> {
         let mut sources = BTreeMap::new();
         for name in datasets {
             let card = bench.registry.get(name)?.clone();
-            let source = open_source(bench, &card, reward_depth, passages).with_context(|| format!("opening the reward of '{name}'"))?;
+            let source = open_source(bench, &card, reward_depth, retriever, passages).with_context(|| format!("opening the reward of '{name}'"))?;
             sources.insert(card.name.clone(), source);
         }
         Ok(RewardService { sources })
@@ -163,17 +166,25 @@ impl RewardService {
                 }
                 match source {
                     Source::ClassicIr { index, params, depth, single } => {
-                        let target = if *single {
-                            Target::Single(truth.target[0].clone())
-                        } else if truth.score.len() == truth.target.len() {
-                            Target::Graded(truth.target.iter().cloned().zip(truth.score.iter().map(|s| *s as i32)).collect())
-                        } else {
-                            return RewardOutcome::failed(format!("ground_truth has {} targets and {} scores", truth.target.len(), truth.score.len()));
+                        let target = match classic_ir_target(truth, *single) {
+                            Ok(t) => t,
+                            Err(e) => return RewardOutcome::failed(e),
                         };
                         let searcher = searchers.entry(item.data_source.as_str()).or_insert_with(|| index.searcher());
                         let (answer, reward) = classic_ir_turn(&item.solution_str, format, |query| {
                             let hits = searcher.search(query, *depth, *params).ok()?;
                             let ids: Vec<String> = hits.iter().map(|(o, _)| index.doc_id(*o).to_string()).collect();
+                            Some(classic_ir_ndcg(&ids, &target, *depth))
+                        });
+                        RewardOutcome::of(&answer, reward)
+                    }
+                    Source::DenseClassicIr { retriever, depth, single } => {
+                        let target = match classic_ir_target(truth, *single) {
+                            Ok(t) => t,
+                            Err(e) => return RewardOutcome::failed(e),
+                        };
+                        let (answer, reward) = classic_ir_turn(&item.solution_str, format, |query| {
+                            let ids = retriever.lock().unwrap_or_else(|p| p.into_inner()).search(query, *depth)?;
                             Some(classic_ir_ndcg(&ids, &target, *depth))
                         });
                         RewardOutcome::of(&answer, reward)
@@ -219,12 +230,29 @@ impl RewardService {
     }
 }
 
-fn open_source(bench: &Bench, card: &Card, reward_depth: usize, passages: Option<&std::path::Path>) -> Result<Source> {
+/// The classic-IR target of a ground truth: its first document (single-target cards), or every
+/// document with its grade.
+fn classic_ir_target(truth: &GroundTruth, single: bool) -> Result<Target, String> {
+    if single {
+        Ok(Target::Single(truth.target[0].clone()))
+    } else if truth.score.len() == truth.target.len() {
+        Ok(Target::Graded(truth.target.iter().cloned().zip(truth.score.iter().map(|s| *s as i32)).collect()))
+    } else {
+        Err(format!("ground_truth has {} targets and {} scores", truth.target.len(), truth.score.len()))
+    }
+}
+
+fn open_source(bench: &Bench, card: &Card, reward_depth: usize, retriever: &str, passages: Option<&std::path::Path>) -> Result<Source> {
     Ok(match (card.task.reward, card.loader) {
         (RewardFamily::ClassicIr, LoaderKind::Beir) => {
             let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(card)?);
             let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
-            Source::ClassicIr { index: bm25_index(bench, &dataset)?, params, depth: reward_depth, single: card.dr_compat() == DrCompatNdcg::SingleTarget }
+            let single = card.dr_compat() == DrCompatNdcg::SingleTarget;
+            let hnsw = harness_retrieval::dense::HnswParams::default();
+            match crate::retrieve::RetrieverSpec::parse(retriever, params, harness_retrieval::DocFields::Flat, hnsw, &bench.workspace.default_encoder())? {
+                crate::retrieve::RetrieverSpec::Bm25 { .. } => Source::ClassicIr { index: bm25_index(bench, &dataset)?, params, depth: reward_depth, single },
+                spec => Source::DenseClassicIr { retriever: Mutex::new(reward_retriever(bench, &spec, &dataset, None)?), depth: reward_depth, single },
+            }
         }
         (RewardFamily::Evidence, LoaderKind::Beir) => {
             let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(card)?);
@@ -305,7 +333,7 @@ mod tests {
     fn served_rewards_equal_the_training_environments() {
         let progress = crate::progress::Silent;
         let bench = bench_here(&progress);
-        let service = RewardService::open(&bench, &["scifact".into(), "squad-paragraphs".into(), "spider".into(), "literature".into()], 50, None).unwrap();
+        let service = RewardService::open(&bench, &["scifact".into(), "squad-paragraphs".into(), "spider".into(), "literature".into()], 50, "bm25", None).unwrap();
         let text = harness_policy::PolicyText::load(&bench.workspace.default_policy()).unwrap();
         let mut compared = 0;
         // The env is given the response after its pre-filled prefix, the service the whole turn.
@@ -432,7 +460,7 @@ mod tests {
             writeln!(out, "{}\t\"{}\"\t{}", d.id, clean(&d.text).replace('"', "\"\""), clean(&d.title)).unwrap();
         }
         drop(out);
-        let service = RewardService::open(&bench, &["squad".into(), "squad-paragraphs".into()], 50, Some(&tsv)).unwrap();
+        let service = RewardService::open(&bench, &["squad".into(), "squad-paragraphs".into()], 50, "bm25", Some(&tsv)).unwrap();
         let answers = dataset.read_answers().unwrap();
         let questions = crate::train::evidence_questions(&bench, &card, &crate::train::QuestionSource::Beir { dataset: &dataset, answers: &answers }, None, "dev").unwrap();
         let mut hits = 0.0;
