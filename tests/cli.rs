@@ -2,6 +2,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+mod common;
+
 fn harness(args: &[&str], cache: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_harness"))
         .args(args)
@@ -876,11 +878,6 @@ fn train_plan_sizes_a_3b_run_from_its_config_alone() {
     assert!(!std::fs::read_dir(&shape).unwrap().any(|e| e.unwrap().file_name() != "config.json"), "the plan wrote into the model folder");
 }
 
-/// A free loopback port (bound, read, released: the server binds it next).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// A model writes SQL: `llm:default` and `api:` against `harness serve` on loopback, each
 /// scored in both execution modes with every answer's format outcome; then one table stacks a
 /// SciFact, a literature and a Spider run.
@@ -911,17 +908,10 @@ fn models_write_sql_locally_and_through_serve_and_one_table_stacks_three_familie
     assert!(o.status.success(), "{}", stderr(&o));
     check(&spider, "llm:smollm2-135m-instruct,no-reasoning");
 
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "--port", &port.to_string(), "--max-new-tokens", "24", "--device", "cpu"])
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 60, "harness serve did not listen on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let port = common::free_port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_harness"));
+    serve.args(["serve", "--port", &port.to_string(), "--max-new-tokens", "24", "--device", "cpu"]);
+    let mut server = common::spawn_listening(serve, port, 60);
     let api = tmp.path().join("api");
     let mut args = vec!["eval", "--method", "api:smollm2-135m-instruct", "--out", api.to_str().unwrap()];
     args.extend(common);
@@ -1084,18 +1074,10 @@ fn verl_export_writes_every_family_in_verls_columns() {
 fn verl_reward_function_calls_the_reward_endpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let cache = tmp.path().join("cache");
-    let port = free_port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args(["serve", "--reward", "--dataset", "scifact", "--port", &port.to_string()])
-        .env("HARNESS_CACHE_DIR", &cache)
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 120, "harness serve --reward did not listen on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let port = common::free_port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_harness"));
+    serve.args(["serve", "--reward", "--dataset", "scifact", "--port", &port.to_string()]).env("HARNESS_CACHE_DIR", &cache);
+    let mut server = common::spawn_listening(serve, port, 120);
     let url = format!("http://127.0.0.1:{port}/reward");
 
     let queries: std::collections::HashMap<String, String> = std::fs::read_to_string("datasets/data/scifact/queries.jsonl")

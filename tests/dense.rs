@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod common;
+
 fn harness() -> Command {
     Command::new(env!("CARGO_BIN_EXE_harness"))
 }
@@ -202,20 +204,10 @@ fn training_rewards_with_the_dense_retriever() {
     let o = on_tiny(tmp.path(), &data, &cards).args(["export", "verl", "--dataset", "tiny", "--split", "test", "--retriever", "dense", "--out"]).arg(&parquet).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let items = verl_items(&parquet, 3);
-    let port = {
-        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let mut server = on_tiny(tmp.path(), &data, &cards)
-        .args(["serve", "--reward", "--dataset", "tiny", "--retriever", "dense", "--reward-depth", "10", "--port", &port.to_string()])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(started.elapsed().as_secs() < 120, "harness serve --reward did not listen on {port}");
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
+    let port = common::free_port();
+    let mut serve = on_tiny(tmp.path(), &data, &cards);
+    serve.args(["serve", "--reward", "--dataset", "tiny", "--retriever", "dense", "--reward-depth", "10", "--port", &port.to_string()]);
+    let mut server = common::spawn_listening(serve, port, 120);
     let body = serde_json::json!({"items": items}).to_string();
     let reply = ureq::post(&format!("http://127.0.0.1:{port}/reward")).header("Content-Type", "application/json").send(body.as_bytes());
     server.kill().unwrap();

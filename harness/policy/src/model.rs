@@ -567,6 +567,24 @@ impl Module for CausalLm {
     }
 }
 
+/// Seeds libtorch's generator with `seed` and fills every weight of `vs` (in name order) with
+/// normal noise times `scale`, every norm weight with 1: a random model of a config's shape,
+/// for tests that need no trained weights.
+pub fn randomize_weights(vs: &nn::VarStore, seed: i64, scale: f64) {
+    tch::manual_seed(seed);
+    tch::no_grad(|| {
+        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        vars.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut v) in vars {
+            if name.ends_with("norm.weight") {
+                let _ = v.fill_(1.0);
+            } else {
+                v.copy_(&(Tensor::randn(v.size(), (v.kind(), v.device())) * scale));
+            }
+        }
+    });
+}
+
 /// Copies weights from safetensors files into the variables of `vs` (one file, or the shards of
 /// `model.safetensors.index.json`). Every variable must be found, with its shape.
 pub fn load_weights(vs: &mut nn::VarStore, dir: &Path) -> Result<(), PolicyError> {

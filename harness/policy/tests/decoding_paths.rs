@@ -22,16 +22,7 @@ fn random_model(vs: &nn::VarStore, seed: i64) -> CausalLm {
     )
     .unwrap();
     let model = CausalLm::new(&vs.root(), config);
-    tch::manual_seed(seed);
-    tch::no_grad(|| {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, mut v) in vars {
-            let scale = if name.contains("norm") { 0.0 } else { 0.2 };
-            let base = if name.contains("norm") { 1.0 } else { 0.0 };
-            v.copy_(&(Tensor::randn(v.size(), (Kind::Float, Device::Cpu)) * scale + base));
-        }
-    });
+    harness_policy::model::randomize_weights(vs, seed, 0.2);
     model
 }
 

@@ -33,18 +33,7 @@ fn tiny_model(vs: &nn::VarStore, seed: i64) -> CausalLm {
     )
     .unwrap();
     let model = CausalLm::new(&vs.root(), config);
-    tch::manual_seed(seed);
-    tch::no_grad(|| {
-        let mut vars: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, mut v) in vars {
-            if name.ends_with("norm.weight") || name.contains("layernorm") {
-                let _ = v.fill_(1.0);
-            } else {
-                v.copy_(&(Tensor::randn(v.size(), (Kind::Float, Device::Cpu)) * 0.1));
-            }
-        }
-    });
+    harness_policy::model::randomize_weights(vs, seed, 0.1);
     model
 }
 
