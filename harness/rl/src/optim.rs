@@ -26,13 +26,24 @@ impl AdamW {
         tch::no_grad(|| {
             let grads: Vec<(&String, &Tensor, Tensor)> =
                 params.iter().filter_map(|(n, p)| p.grad().defined().then(|| (n, p, p.grad()))).collect();
-            let total: f64 = grads.iter().map(|(_, _, g)| g.square().sum(Kind::Float).double_value(&[])).sum::<f64>().sqrt();
-            let scale = if max_norm > 0.0 && total > max_norm { max_norm / (total + 1e-6) } else { 1.0 };
+            if grads.is_empty() {
+                return 0.0;
+            }
+            // The global norm and the clipping factor stay on the device: one read of the norm
+            // per step, not one per parameter tensor (hundreds of host syncs on a GPU).
+            let squares: Vec<Tensor> = grads.iter().map(|(_, _, g)| g.square().sum(Kind::Double)).collect();
+            let total = Tensor::stack(&squares, 0).sum(Kind::Double).sqrt();
+            let scale = if max_norm > 0.0 {
+                let clipped = (total.ones_like() * max_norm) / (&total + 1e-6);
+                clipped.where_self(&total.gt(max_norm), &total.ones_like())
+            } else {
+                total.ones_like()
+            };
             let (b1, b2) = self.betas;
             let c1 = 1.0 - b1.powi(self.step as i32);
             let c2 = 1.0 - b2.powi(self.step as i32);
             for (name, p, g) in grads {
-                let g = &g * scale;
+                let g = &g * scale.to_kind(g.kind());
                 let (m, v) = self.moments.entry(name.clone()).or_insert_with(|| (p.zeros_like(), p.zeros_like()));
                 *m = &*m * b1 + &g * (1.0 - b1);
                 *v = &*v * b2 + g.square() * (1.0 - b2);
@@ -40,7 +51,7 @@ impl AdamW {
                 let mut p = p.shallow_clone();
                 let _ = p.g_sub_(&(update * self.lr));
             }
-            total
+            total.double_value(&[])
         })
     }
 

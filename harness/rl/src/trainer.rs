@@ -271,7 +271,10 @@ impl Trainer {
         // Updates.
         let n = rows.len() as i64;
         let mb = (c.mini_batch_size.max(1) as i64).min(n);
-        let (mut pl_sum, mut vl_sum, mut cf_sum, mut ent_sum, mut gn_sum, mut updates) = (0.0, 0.0, 0.0, 0.0, 0.0, 0usize);
+        // Weighted policy loss, clip fraction, entropy and value loss of every micro-batch, kept on
+        // the device and read once after the updates (no host sync per micro-batch).
+        let mut stats: Vec<Tensor> = Vec::new();
+        let (mut gn_sum, mut updates) = (0.0, 0usize);
         let actor_params: Vec<(String, Tensor)> = self.actor_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         let critic_params: Vec<(String, Tensor)> = self.critic_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         for _epoch in 0..c.ppo_epochs {
@@ -283,15 +286,19 @@ impl Trainer {
                 // Micro-batches of at most `micro_batch_tokens` padded tokens; each one's loss
                 // is weighted by its share of the mini-batch's response tokens, so the summed
                 // gradients are the mini-batch's token mean (one micro-batch: weight 1, as before).
-                let mini_tokens = sub.response_mask.sum(Kind::Float).double_value(&[]).max(1.0);
                 let micros = chunks(len);
                 let part = |t: &Tensor, (m, ml): (i64, i64)| t.narrow(0, m, ml);
                 let micro_of = |range: (i64, i64)| sub.rows(range);
-                let weight_of = |micro: &Packed| if micros.len() == 1 { 1.0 } else { micro.response_mask.sum(Kind::Float).double_value(&[]) / mini_tokens };
+                // Response tokens per row, read once per mini-batch (one host sync, not one per
+                // micro-batch).
+                let row_tokens: Vec<f64> =
+                    if micros.len() == 1 { Vec::new() } else { Vec::<f64>::try_from(&sub.response_mask.sum_dim_intlist(1, false, Kind::Double).to_device(Device::Cpu)).expect("token counts") };
+                let mini_tokens = row_tokens.iter().sum::<f64>().max(1.0);
+                let weight_of = |(m, ml): (i64, i64)| if micros.len() == 1 { 1.0 } else { row_tokens[m as usize..(m + ml) as usize].iter().sum::<f64>() / mini_tokens };
                 zero_grads(&actor_params);
                 for &range in &micros {
                     let micro = micro_of(range);
-                    let w = weight_of(&micro);
+                    let w = weight_of(range);
                     let actor = self.roles.actor();
                     let at = |t: &Tensor| part(&take(t), range);
                     let mut parts = None;
@@ -306,26 +313,25 @@ impl Trainer {
                     };
                     backward_through(actor, &micro, c.activation_checkpointing, &mut actor_loss);
                     let (pg, clipfrac, ent) = parts.expect("the loss ran");
-                    pl_sum += pg.double_value(&[]) * w;
-                    cf_sum += clipfrac.double_value(&[]) * w;
-                    ent_sum += ent.double_value(&[]) * w;
+                    stats.push(Tensor::stack(&[pg.to_kind(Kind::Double), clipfrac.to_kind(Kind::Double), ent.to_kind(Kind::Double), pg.zeros_like().to_kind(Kind::Double)], 0) * w);
                 }
                 gn_sum += self.actor_opt.step(&actor_params, c.grad_clip);
                 if c.algorithm == Algorithm::Ppo {
                     zero_grads(&critic_params);
                     for &range in &micros {
                         let micro = micro_of(range);
-                        let w = weight_of(&micro);
+                        let w = weight_of(range);
                         let at = |t: &Tensor| part(&take(t), range);
-                        let mut vl_value = 0.0;
+                        let mut vl_value = None;
                         let mut critic_loss = |hidden: &Tensor| {
                             let values = self.values(&hidden.narrow(1, micro.prompt_len - 1, micro.response_len), true);
                             let vl = value_loss(&values, &at(&old_values), &at(&returns), &micro.response_mask, c.value_clip);
-                            vl_value = vl.double_value(&[]);
+                            vl_value = Some(vl.detach());
                             vl * w
                         };
                         backward_through(self.roles.critic(), &micro, c.activation_checkpointing, &mut critic_loss);
-                        vl_sum += vl_value * w;
+                        let vl = vl_value.take().expect("the loss ran").to_kind(Kind::Double);
+                        stats.push(Tensor::stack(&[vl.zeros_like(), vl.zeros_like(), vl.zeros_like(), vl], 0) * w);
                     }
                     self.critic_opt.step(&critic_params, c.grad_clip);
                 }
@@ -335,6 +341,7 @@ impl Trainer {
         }
         self.step += 1;
         let k = updates.max(1) as f64;
+        let sums: Vec<f64> = if stats.is_empty() { vec![0.0; 4] } else { Vec::<f64>::try_from(&Tensor::stack(&stats, 0).sum_dim_intlist(0, false, Kind::Double).to_device(Device::Cpu)).expect("update statistics") };
         let mean = scores.iter().sum::<f64>() / scores.len() as f64;
         let std = (scores.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt();
         let seconds = start.elapsed().as_secs_f64();
@@ -344,14 +351,14 @@ impl Trainer {
             reward_std: std,
             metric_mean: scored.iter().map(|s| s.metric).sum::<f64>() / scored.len() as f64,
             kl_mean: masked_mean(&kl, mask).double_value(&[]),
-            entropy: ent_sum / k,
+            entropy: sums[2] / k,
             response_tokens_mean: generated_tokens as f64 / responses.len() as f64,
             think_tokens_mean: scored.iter().map(|s| s.think_tokens as f64).sum::<f64>() / scored.len() as f64,
             answer_tokens_mean: scored.iter().map(|s| s.answer_tokens as f64).sum::<f64>() / scored.len() as f64,
             format_error_rate: scored.iter().filter(|s| !s.format_ok).count() as f64 / scored.len() as f64,
-            policy_loss: pl_sum / k,
-            value_loss: vl_sum / k,
-            clipfrac: cf_sum / k,
+            policy_loss: sums[0] / k,
+            value_loss: sums[3] / k,
+            clipfrac: sums[1] / k,
             grad_norm: gn_sum / k,
             rollout_logprob_diff_mean: rollout_gap,
             tokens_per_second: generated_tokens as f64 / seconds.max(1e-9),

@@ -95,7 +95,12 @@ pub(crate) enum RewardRetriever<'a> {
     Dense { encoder: Box<Encoder>, embeddings: Embeddings, doc_ids: Vec<String> },
 }
 
-impl RewardRetriever<'_> {
+impl<'a> RewardRetriever<'a> {
+    /// BM25 over `index` with a searcher of its own.
+    pub(crate) fn bm25(index: &'a Bm25Index, params: Bm25Params) -> RewardRetriever<'a> {
+        RewardRetriever::Bm25 { index, searcher: index.searcher(), params }
+    }
+
     /// The ids of the top `depth` documents for `query`; `None` when it cannot be searched.
     pub(crate) fn search(&mut self, query: &str, depth: usize) -> Option<Vec<String>> {
         match self {

@@ -234,7 +234,7 @@ pub(super) fn reward_retriever<'a>(bench: &Bench, retriever: &crate::retrieve::R
     match retriever {
         RetrieverSpec::Bm25 { params, .. } => {
             let index = index.context("a BM25 reward needs its index")?;
-            Ok(RewardRetriever::Bm25 { index, searcher: index.searcher(), params: *params })
+            Ok(RewardRetriever::bm25(index, *params))
         }
         RetrieverSpec::Dense { model, hnsw: None } => {
             let docs = dataset.read_corpus()?;
@@ -460,7 +460,7 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
         turns.check_prompt(&examples[0].task)?;
         Ok(EvidenceEnv {
             examples,
-            retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params },
+            retriever: RewardRetriever::bm25(&index, params),
             passages: passages.clone(),
             depth: EVIDENCE_REWARD_DEPTH,
             hit_k,

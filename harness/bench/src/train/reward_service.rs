@@ -66,7 +66,7 @@ fn reasoning_default() -> bool {
 
 impl Default for ExtraInfo {
     fn default() -> Self {
-        ExtraInfo { reasoning: true, split: None, db_id: None, id: None }
+        ExtraInfo { reasoning: reasoning_default(), split: None, db_id: None, id: None }
     }
 }
 
@@ -152,7 +152,8 @@ impl RewardService {
     }
 
     fn score_part(&self, items: &[RewardItem]) -> Vec<RewardOutcome> {
-        let mut searchers: BTreeMap<&str, harness_retrieval::Bm25Searcher<'_>> = BTreeMap::new();
+        // This thread's BM25 retriever of each data source, as a training environment holds one.
+        let mut retrievers: BTreeMap<&str, RewardRetriever<'_>> = BTreeMap::new();
         items
             .iter()
             .map(|item| {
@@ -170,11 +171,9 @@ impl RewardService {
                             Ok(t) => t,
                             Err(e) => return RewardOutcome::failed(e),
                         };
-                        let searcher = searchers.entry(item.data_source.as_str()).or_insert_with(|| index.searcher());
+                        let retriever = retrievers.entry(item.data_source.as_str()).or_insert_with(|| RewardRetriever::bm25(index, *params));
                         let (answer, reward) = classic_ir_turn(&item.solution_str, format, |query| {
-                            let hits = searcher.search(query, *depth, *params).ok()?;
-                            let ids: Vec<String> = hits.iter().map(|(o, _)| index.doc_id(*o).to_string()).collect();
-                            Some(classic_ir_ndcg(&ids, &target, *depth))
+                            Some(classic_ir_ndcg(&retriever.search(query, *depth)?, &target, *depth))
                         });
                         RewardOutcome::of(&answer, reward)
                     }
@@ -191,11 +190,9 @@ impl RewardService {
                     }
                     Source::Evidence { index, params, passages, hit_k, squad } => {
                         let answers: Vec<Vec<String>> = truth.target.iter().map(|a| harness_core::answers::dpr_tokens(a)).collect();
-                        let searcher = searchers.entry(item.data_source.as_str()).or_insert_with(|| index.searcher());
+                        let retriever = retrievers.entry(item.data_source.as_str()).or_insert_with(|| RewardRetriever::bm25(index, *params));
                         let (answer, reward) = evidence_turn(&item.solution_str, format, *squad, *hit_k, |query| {
-                            let hits = searcher.search(query, EVIDENCE_REWARD_DEPTH, *params).ok()?;
-                            let ids: Vec<String> = hits.iter().map(|(o, _)| index.doc_id(*o).to_string()).collect();
-                            first_answer_rank(&ids, passages, &answers)
+                            first_answer_rank(&retriever.search(query, EVIDENCE_REWARD_DEPTH)?, passages, &answers)
                         });
                         RewardOutcome::of(&answer, reward)
                     }
@@ -357,7 +354,7 @@ mod tests {
         let params = crate::families::beir::bm25_params(&CellSpec::default(), &card).unwrap();
         for reasoning in [false, true] {
             let examples = crate::train::classic_ir_examples(&dataset, &card, "train", &text, reasoning, false).unwrap();
-            let mut env = ClassicIrEnv { examples, retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params }, depth: 50, turns: Turns::new(&text, reasoning, text.eos_ids.clone()) };
+            let mut env = ClassicIrEnv { examples, retriever: RewardRetriever::bm25(&index, params), depth: 50, turns: Turns::new(&text, reasoning, text.eos_ids.clone()) };
             for (i, item) in items.iter().enumerate().take(12) {
                 let Target::Single(doc) = &item.target else { panic!("SciFact is single-target") };
                 for turn in turns_for(&item.query.text, "query", reasoning) {
@@ -382,7 +379,7 @@ mod tests {
             .iter()
             .map(|(q, a)| EvidenceExample { task: task_of(q), question: q.text.clone(), answers: a.iter().map(|s| harness_core::answers::dpr_tokens(s)).collect() })
             .collect();
-        let mut env = EvidenceEnv { examples, retriever: RewardRetriever::Bm25 { index: &index, searcher: index.searcher(), params }, passages, depth: EVIDENCE_REWARD_DEPTH, hit_k: 5, squad: card.task.squad_tiers, turns: Turns::new(&text, true, text.eos_ids.clone()) };
+        let mut env = EvidenceEnv { examples, retriever: RewardRetriever::bm25(&index, params), passages, depth: EVIDENCE_REWARD_DEPTH, hit_k: 5, squad: card.task.squad_tiers, turns: Turns::new(&text, true, text.eos_ids.clone()) };
         for (i, (q, a)) in chosen.iter().enumerate() {
             for turn in turns_for(&q.text, "query", true) {
                 let truth = GroundTruth { target: a.clone(), score: vec![1; a.len()] };
