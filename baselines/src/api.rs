@@ -2,8 +2,12 @@
 //! `harness serve`). Base URL and key come from `HARNESS_API_BASE_URL` / `HARNESS_API_KEY`
 //! (falling back to `OPENAI_BASE_URL` / `OPENAI_API_KEY`). Responses are cached on disk by a hash
 //! of (base URL, request body), so a rerun costs nothing; transient failures are retried with
-//! backoff. The key is sent in a header only: never logged, never in the cache.
+//! backoff. Up to `HARNESS_API_CONCURRENCY` requests (default 4) are in flight at once, so a
+//! serving endpoint can batch them. The key is sent in a header only: never logged, never in
+//! the cache.
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use harness_core::answer::{parse_lenient, parse_strict, AnswerFormat};
@@ -16,6 +20,13 @@ use crate::{MethodError, QueryMethod, Rewrite};
 
 /// Environment variable naming the endpoint (`OPENAI_BASE_URL` also works).
 pub const BASE_URL_ENV: &str = "HARNESS_API_BASE_URL";
+
+/// Environment variable setting how many requests are in flight at once.
+pub const CONCURRENCY_ENV: &str = "HARNESS_API_CONCURRENCY";
+
+/// Requests in flight at once unless `HARNESS_API_CONCURRENCY` says otherwise: enough for a
+/// batching server to batch, few enough for a hosted API's rate limits.
+const DEFAULT_CONCURRENCY: usize = 4;
 
 /// How long a request may take and how failures are retried.
 #[derive(Debug, Clone, Copy)]
@@ -85,9 +96,11 @@ pub struct ChatClient {
     cache_dir: PathBuf,
     agent: ureq::Agent,
     policy: RetryPolicy,
+    /// Requests in flight at once in [`ApiMethod::rewrite`] (a serving endpoint batches them).
+    concurrency: usize,
     /// Requests answered from the cache / sent (attempts), since creation.
-    pub cache_hits: usize,
-    pub requests_sent: usize,
+    cache_hits: AtomicUsize,
+    requests_sent: AtomicUsize,
 }
 
 impl ChatClient {
@@ -99,9 +112,26 @@ impl ChatClient {
             cache_dir,
             agent: agent(policy.timeout),
             policy,
-            cache_hits: 0,
-            requests_sent: 0,
+            concurrency: DEFAULT_CONCURRENCY,
+            cache_hits: AtomicUsize::new(0),
+            requests_sent: AtomicUsize::new(0),
         }
+    }
+
+    /// The same client sending up to `requests` requests at once (at least 1).
+    pub fn with_concurrency(mut self, requests: usize) -> ChatClient {
+        self.concurrency = requests.max(1);
+        self
+    }
+
+    /// Requests answered from the cache, since creation.
+    pub fn cache_hits(&self) -> usize {
+        self.cache_hits.load(Ordering::Relaxed)
+    }
+
+    /// Attempts sent to the endpoint, since creation.
+    pub fn requests_sent(&self) -> usize {
+        self.requests_sent.load(Ordering::Relaxed)
     }
 
     /// The same client under `policy`.
@@ -120,19 +150,19 @@ impl ChatClient {
     }
 
     /// The assistant message content for a chat request `body` (an OpenAI request object).
-    pub fn complete(&mut self, body: &serde_json::Value) -> Result<String, MethodError> {
+    pub fn complete(&self, body: &serde_json::Value) -> Result<String, MethodError> {
         self.complete_or_malformed(body).map_err(|(e, _)| e)
     }
 
     /// [`ChatClient::complete`], saying whether a failure was a malformed answer (true) rather
     /// than an endpoint that could not be reached or refused.
-    fn complete_or_malformed(&mut self, body: &serde_json::Value) -> Result<String, (MethodError, bool)> {
+    fn complete_or_malformed(&self, body: &serde_json::Value) -> Result<String, (MethodError, bool)> {
         let text = body.to_string();
         let cached = self.cache_path(&text);
         if let Ok(bytes) = std::fs::read(&cached) {
             if let Ok(response) = serde_json::from_slice::<serde_json::Value>(&bytes) {
                 if let Some(content) = content_of(&response) {
-                    self.cache_hits += 1;
+                    self.cache_hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(content);
                 }
             }
@@ -143,7 +173,7 @@ impl ChatClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            self.requests_sent += 1;
+            self.requests_sent.fetch_add(1, Ordering::Relaxed);
             let (why, retry_after) = match self.attempt(&url, &text) {
                 Ok((body, content)) => {
                     write_cache(&cached, &body).map_err(|e| (e, false))?;
@@ -170,6 +200,31 @@ impl ChatClient {
             std::thread::sleep(wait);
             backoff = (backoff * 2).min(self.policy.max_backoff);
         }
+    }
+
+    /// The answers to `bodies`, in order, with up to `concurrency` requests in flight. Once a
+    /// request fails for good (endpoint unreachable or refusing), no new one starts: the
+    /// answers not attempted are `None`.
+    fn complete_all(&self, bodies: &[&serde_json::Value]) -> Vec<Option<Result<String, (MethodError, bool)>>> {
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        let slots: Vec<Mutex<Option<Result<String, (MethodError, bool)>>>> = bodies.iter().map(|_| Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..self.concurrency.min(bodies.len()) {
+                scope.spawn(|| loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= bodies.len() || stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let answer = self.complete_or_malformed(bodies[i]);
+                    if matches!(answer, Err((_, false))) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    *slots[i].lock().unwrap_or_else(|p| p.into_inner()) = Some(answer);
+                });
+            }
+        });
+        slots.into_iter().map(|slot| slot.into_inner().unwrap_or_else(|p| p.into_inner())).collect()
     }
 
     /// One attempt: the body and the completion of a 200 that holds one, or why not.
@@ -252,7 +307,11 @@ impl ApiMethod {
             MethodError::Api("no endpoint: set HARNESS_API_BASE_URL (e.g. https://api.openai.com/v1) and HARNESS_API_KEY".into())
         })?;
         let key = var(&["HARNESS_API_KEY", "OPENAI_API_KEY"]);
-        let client = ChatClient::new(&base, key, cache_dir).with_policy(RetryPolicy::from_env()?);
+        let concurrency = match std::env::var(CONCURRENCY_ENV) {
+            Err(_) => DEFAULT_CONCURRENCY,
+            Ok(v) => v.trim().parse::<usize>().ok().filter(|n| (1..=256).contains(n)).ok_or_else(|| MethodError::Api(format!("{CONCURRENCY_ENV}={v}: expected 1 to 256 requests at once")))?,
+        };
+        let client = ChatClient::new(&base, key, cache_dir).with_policy(RetryPolicy::from_env()?).with_concurrency(concurrency);
         Ok(Self::new(model, client, settings, task))
     }
 }
@@ -267,7 +326,7 @@ impl QueryMethod for ApiMethod {
         self.failures.clear();
         let reasoning = self.settings.reasoning;
         let format = if reasoning { AnswerFormat::Reasoning } else { AnswerFormat::Direct };
-        let mut out = Vec::with_capacity(queries.len());
+        let mut requests = Vec::with_capacity(queries.len());
         for q in queries {
             let task = (self.task)(q);
             let user = self.prompts.user_message(&task, reasoning).map_err(|e| MethodError::Api(format!("prompt: {e}")))?;
@@ -281,19 +340,24 @@ impl QueryMethod for ApiMethod {
                 "max_tokens": self.settings.sampling.max_new_tokens,
                 "seed": self.settings.sampling.seed,
             });
-            let content = match self.client.complete_or_malformed(&body) {
-                Ok(content) => content,
+            requests.push((task.answer_key(), body));
+        }
+        let answers = self.client.complete_all(&requests.iter().map(|(_, body)| body).collect::<Vec<_>>());
+        let mut out = Vec::with_capacity(queries.len());
+        for ((q, (key, _)), answer) in queries.iter().zip(&requests).zip(answers) {
+            let content = match answer {
+                Some(Ok(content)) => content,
                 // One bad answer is this query's failure (scored as an empty query); an endpoint
                 // that cannot be reached or refuses stops the run.
-                Err((e, true)) => {
+                Some(Err((e, true))) => {
                     self.failures.push(format!("query {}: {e}", q.id));
                     self.generated.push(Generated { query_id: q.id.clone(), output: String::new(), query: String::new(), format: "api-error".into(), tokens: 0 });
                     out.push(Rewrite { query_id: q.id.clone(), text: String::new() });
                     continue;
                 }
-                Err((e, false)) => return Err(e),
+                Some(Err((e, false))) => return Err(e),
+                None => return Err(MethodError::Api(format!("query {}: not sent, an earlier request failed", q.id))),
             };
-            let key = task.answer_key();
             let query = parse_lenient(&content, key).unwrap_or_default();
             let strict = parse_strict(&content, format, key);
             self.generated.push(Generated {
@@ -317,8 +381,9 @@ impl QueryMethod for ApiMethod {
             "endpoint": self.client.base_url,
             "model": self.model,
             "reasoning": self.settings.reasoning,
-            "cache_hits": self.client.cache_hits,
-            "requests_sent": self.client.requests_sent,
+            "cache_hits": self.client.cache_hits(),
+            "requests_sent": self.client.requests_sent(),
+            "concurrency": self.client.concurrency,
             "format_outcomes": formats,
             "failed_queries": self.failures.len(),
             "failures": self.failures.iter().take(20).collect::<Vec<_>>(),

@@ -119,7 +119,7 @@ fn client_retries_transient_failures_then_gives_a_clear_error() {
     // Retry-After is honoured: one second asked, one second waited (not the 10 ms backoff).
     let (port, seen) = scripted_server(|n| if n == 0 { Answer::BusyRetryAfter(1) } else { Answer::Completion });
     let start = Instant::now();
-    let mut patient = ChatClient::new(&format!("http://127.0.0.1:{port}"), None, cache.path().join("c")).with_policy(fast_retries(5_000));
+    let patient = ChatClient::new(&format!("http://127.0.0.1:{port}"), None, cache.path().join("c")).with_policy(fast_retries(5_000));
     assert!(patient.complete(&body).is_ok());
     assert!(start.elapsed() >= Duration::from_secs(1), "{:?}", start.elapsed());
     assert_eq!(seen.load(Ordering::SeqCst), 2);
@@ -155,4 +155,81 @@ fn a_malformed_answer_fails_one_query_not_the_run() {
     assert_eq!(report["failed_queries"], 1);
     assert!(report["failures"][0].as_str().unwrap().contains("query 2:") && report["failures"][0].as_str().unwrap().contains("no choices[0].message.content"), "{report}");
     assert_eq!(report["format_outcomes"]["api-error"], 1);
+}
+
+/// `api:` keeps up to `HARNESS_API_CONCURRENCY` requests in flight (what lets `harness serve`
+/// batch them) and still returns the rewrites in query order; a refusing endpoint stops the
+/// run with its error.
+#[test]
+fn requests_go_out_concurrently_and_answers_keep_query_order() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (in_flight, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (now, peak) = (Arc::clone(&in_flight), Arc::clone(&most));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let mut stream = stream.unwrap();
+            let (now, peak) = (Arc::clone(&now), Arc::clone(&peak));
+            std::thread::spawn(move || {
+                let running = now.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(running, Ordering::SeqCst);
+                let mut request = Vec::new();
+                let mut buf = [0u8; 65536];
+                // Headers, then as many body bytes as Content-Length says.
+                let body = loop {
+                    let n = stream.read(&mut buf).unwrap();
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length: usize = head.lines().find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap())).unwrap();
+                        if body.len() >= length {
+                            break body.to_string();
+                        }
+                    }
+                };
+                // Held long enough for the other requests to arrive meanwhile.
+                std::thread::sleep(Duration::from_millis(300));
+                let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+                let user = json["messages"][1]["content"].as_str().unwrap();
+                // The claim's number, echoed as the query: the rewrite says which request it answers.
+                let claim = user.split("claim number ").nth(1).unwrap().split_whitespace().next().unwrap().trim_matches(|c: char| !c.is_ascii_digit());
+                let content = format!("<answer>{}</answer>", serde_json::json!({"query": format!("answer {claim}")}));
+                let reply = serde_json::json!({"choices": [{"message": {"role": "assistant", "content": content}}]}).to_string();
+                now.fetch_sub(1, Ordering::SeqCst);
+                let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{reply}", reply.len());
+            });
+        }
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let settings = LlmSettings { reasoning: false, sampling: SamplingParams { max_new_tokens: 16, ..Default::default() }, batch_size: 1 };
+    let client = ChatClient::new(&format!("http://127.0.0.1:{port}"), None, cache.path().to_path_buf()).with_concurrency(4);
+    let task = |q: &Query| Task::classic_ir("scientific claim", "that support it", "sparse", &q.text);
+    let mut method = ApiMethod::new("m", client, settings, Box::new(task));
+    let queries: Vec<Query> = (0..8).map(|i| Query { id: format!("q{i}"), text: format!("claim number {i} about vitamins") }).collect();
+    let rewrites = method.rewrite(&queries).unwrap();
+    let texts: Vec<String> = rewrites.iter().map(|r| r.text.clone()).collect();
+    assert_eq!(texts, (0..8).map(|i| format!("answer {i}")).collect::<Vec<_>>());
+    assert_eq!(method.report()["requests_sent"], 8);
+    let most = most.load(Ordering::SeqCst);
+    assert!((2..=4).contains(&most), "{most} requests were in flight at once (at most 4 asked)");
+
+    // A refusing endpoint (HTTP 401) stops the run with its error, whatever was in flight.
+    let (port, _) = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let mut stream = stream.unwrap();
+                let mut buf = [0u8; 65536];
+                let _ = stream.read(&mut buf);
+                let body = "{\"error\": \"bad key\"}";
+                let _ = write!(stream, "HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+            }
+        });
+        (port, ())
+    };
+    let client = ChatClient::new(&format!("http://127.0.0.1:{port}"), None, cache.path().join("refused")).with_concurrency(4);
+    let mut method = ApiMethod::new("m", client, LlmSettings { reasoning: false, sampling: SamplingParams::default(), batch_size: 1 }, Box::new(task));
+    let err = method.rewrite(&queries).unwrap_err().to_string();
+    assert!(err.contains("HTTP 401"), "{err}");
 }
