@@ -31,7 +31,12 @@ impl AdamW {
             }
             // The global norm and the clipping factor stay on the device: one read of the norm
             // per step, not one per parameter tensor (hundreds of host syncs on a GPU).
-            let squares: Vec<Tensor> = grads.iter().map(|(_, _, g)| g.square().sum(Kind::Double)).collect();
+            // Each tensor's sum in its own precision, at least float32 (a float64 sum of a
+            // float32 gradient would first copy it to float64); the sums added in float64.
+            let squares: Vec<Tensor> = grads
+                .iter()
+                .map(|(_, _, g)| g.square().sum(if g.kind() == Kind::Double { Kind::Double } else { Kind::Float }).to_kind(Kind::Double))
+                .collect();
             let total = Tensor::stack(&squares, 0).sum(Kind::Double).sqrt();
             let scale = if max_norm > 0.0 {
                 let clipped = (total.ones_like() * max_norm) / (&total + 1e-6);
