@@ -75,6 +75,10 @@ pub struct TrainArgs {
     /// With --plan: the memory budget in GiB (default: 75 on CUDA, what is available on the CPU).
     #[arg(long, requires = "plan")]
     memory_gib: Option<f64>,
+    /// With --plan: plan for prompts of this many tokens instead of the split's longest (e.g.
+    /// the truncation length of your data).
+    #[arg(long, requires = "plan")]
+    prompt_tokens: Option<usize>,
 }
 
 pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
@@ -102,7 +106,7 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
         questions: args.questions,
     };
     if args.plan {
-        print!("{}", harness_bench::train::plan_text(&bench, &spec, args.memory_gib)?);
+        print!("{}", harness_bench::train::plan_text(&bench, &spec, args.memory_gib, args.prompt_tokens)?);
         return Ok(());
     }
     let outcome = train(&bench, &spec)?;

@@ -15,8 +15,9 @@ use crate::context::Bench;
 const GIB: f64 = (1u64 << 30) as f64;
 
 /// The plan as text. `memory_gib`: the budget (default: 75 GiB on CUDA, the memory available
-/// now on the CPU).
-pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>) -> Result<String> {
+/// now on the CPU); `prompt_tokens`: the prompt length planned for (default: the split's
+/// longest, which the worst batch pads to).
+pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>, prompt_tokens: Option<usize>) -> Result<String> {
     let config = resolve_config(spec)?;
     let card = bench.registry.get(&spec.dataset)?.clone();
     let dir = spec.policy.clone().unwrap_or_else(|| bench.workspace.default_policy());
@@ -48,6 +49,7 @@ pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>) -> Re
     anyhow::ensure!(!lengths.is_empty(), "split '{}' of {} has no training examples", spec.split, card.name);
     lengths.sort_unstable();
     let longest = *lengths.last().expect("not empty");
+    let planned = prompt_tokens.unwrap_or(longest);
     let device = match spec.device.as_str() {
         "cpu" => PlanDevice::Cpu,
         "auto" if !tch::Cuda::is_available() => PlanDevice::Cpu,
@@ -58,7 +60,7 @@ pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>) -> Re
         (None, PlanDevice::Cuda) => 75.0,
         (None, PlanDevice::Cpu) => available_gib().context("reading /proc/meminfo: pass --memory-gib")?,
     };
-    let input = PlanInput { model: &model, ppo: &config.ppo, lora: config.lora, device, prompt_tokens: longest };
+    let input = PlanInput { model: &model, ppo: &config.ppo, lora: config.lora, device, prompt_tokens: planned };
     let (configured, fitting) = plan(&input, budget_gib * GIB);
     let mut out = format!(
         "plan: {} ({:.2} B parameters, {}) on {} with config {} (batch {} x {} response tokens, mini-batch {})\n",
@@ -75,12 +77,13 @@ pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>) -> Re
         config.ppo.mini_batch_size,
     );
     out.push_str(&format!(
-        "prompts of {} {}: {} examples, median {} tokens, longest {}{tokenizer_note}\n\nas configured:\n{}",
+        "prompts of {} {}: {} examples, median {} tokens, longest {}{tokenizer_note}; planned for {}\n\nas configured:\n{}",
         card.name,
         spec.split,
         lengths.len(),
         lengths[lengths.len() / 2],
         longest,
+        if prompt_tokens.is_some() { format!("{planned} (--prompt-tokens)") } else { format!("{planned} (the longest)") },
         render(&configured)
     ));
     let budget = budget_gib * GIB;
