@@ -144,7 +144,8 @@ fn client_retries_transient_failures_then_gives_a_clear_error() {
 fn a_malformed_answer_fails_one_query_not_the_run() {
     let cache = tempfile::tempdir().unwrap();
     let (port, _) = scripted_server(|n| if n == 1 { Answer::NotACompletion } else { Answer::Completion });
-    let client = ChatClient::new(&format!("http://127.0.0.1:{port}"), None, cache.path().to_path_buf()).with_policy(fast_retries(400));
+    // One request at a time: the scripted server answers by arrival order.
+    let client = ChatClient::new(&format!("http://127.0.0.1:{port}"), None, cache.path().to_path_buf()).with_policy(fast_retries(400)).with_concurrency(1);
     let settings = LlmSettings { reasoning: false, sampling: SamplingParams { max_new_tokens: 8, ..Default::default() }, batch_size: 1 };
     let task = |q: &Query| Task::classic_ir("claim", "that support it", "sparse", &q.text);
     let mut method = ApiMethod::new("m", client, settings, Box::new(task));
