@@ -39,7 +39,7 @@ pub struct Estimate {
 /// it counts, by device. Measured peaks against the counted bytes of the same settings:
 /// * CUDA: a paper-config LoRA run on an H200 peaked at 94,443 MiB (nvidia-smi) where the
 ///   accounting of that code's settings counts 77.8 GiB: +18.5%.
-/// * CPU: `train --dataset scifact --steps 3` (cpu-small) peaked at 8.04 GiB resident against
+/// * CPU: `train --dataset scifact --steps 2` (cpu-small, at 126d113) peaked at 8.04 GiB resident against
 ///   6.46 GiB counted (+24.5%); `train --dataset spider --steps 1` at 10.66 GiB against 7.72
 ///   GiB counted for its batch's longest prompt, 2,078 tokens (+38%).
 /// The shares cover each measurement with some room: a plan that says "fits" should.
