@@ -138,15 +138,17 @@ pub fn generate_on(
     let shape = [n as i64, longest as i64];
     let input = Tensor::from_slice(&ids).view(shape).to_device(device);
     // The key mask of every position the generation can reach, narrowed to the current length
-    // at each step (generated positions are always real). Only built when some row is padded:
-    // without padding, attention runs unmasked (fused kernels on a GPU).
+    // at each step (generated positions are always real). Only built while some row in the
+    // batch is padded (its prompt shorter than the cache's prompt width, which stays `longest`
+    // after other rows are dropped): without padding, attention runs unmasked (fused kernels
+    // on a GPU).
     let new_tokens = params.max_new_tokens as i64;
-    let padded = |rows: &mut dyn Iterator<Item = usize>| {
-        let mut lengths = rows.map(|i| prompts[i].len().max(1));
-        let first = lengths.next();
-        lengths.any(|l| Some(l) != first)
-    };
-    let mut key_mask = padded(&mut (0..n)).then(|| {
+    let padded = |rows: &[Option<usize>]| rows.iter().flatten().any(|&i| prompts[i].len() < longest);
+    // The batch's rows: the output each one feeds, or None once it finished. Finished rows are
+    // dropped from the batch (and the cache) at the next read, except on packed weights, where
+    // they ride along until half the batch is done, so the packed row count still fits.
+    let mut rows: Vec<Option<usize>> = (0..n).map(Some).collect();
+    let mut key_mask = padded(&rows).then(|| {
         Tensor::cat(
             &[Tensor::from_slice(&mask).view(shape).to_device(device), Tensor::ones([n as i64, new_tokens], (Kind::Bool, device))],
             1,
@@ -156,10 +158,6 @@ pub fn generate_on(
     // Position of each row's next token (its prompt length, then one more a step), on the device.
     let prompt_lengths: Vec<i64> = prompts.iter().map(|p| p.len() as i64).collect();
     let mut step_pos = Tensor::from_slice(&prompt_lengths).view([n as i64, 1]).to_device(device);
-    // The batch's rows: the output each one feeds, or None once it finished. Finished rows are
-    // dropped from the batch (and the cache) at the next read, except on packed weights, where
-    // they ride along until half the batch is done, so the packed row count still fits.
-    let mut rows: Vec<Option<usize>> = (0..n).map(Some).collect();
     let in_place = path != DecodePath::Reference;
     let mut cache = if in_place { KvCache::with_capacity(longest as i64 + new_tokens) } else { KvCache::default() };
     // On the CPU (float32), decoding steps run on fused copies of the weights packed by MKL for
@@ -227,7 +225,7 @@ pub fn generate_on(
                     let index = Tensor::from_slice(&keep).to_device(device);
                     cache.select_rows(&index);
                     rows = keep.iter().map(|&r| rows[r as usize]).collect();
-                    key_mask = if padded(&mut rows.iter().flatten().copied()) {
+                    key_mask = if padded(&rows) {
                         key_mask.map(|m| m.index_select(0, &index))
                     } else {
                         None

@@ -44,6 +44,16 @@ fn prompts() -> Vec<Vec<i64>> {
     vec![vec![5, 17, 33, 2, 8, 60, 11], vec![9, 4], vec![70, 71, 72, 73, 1], vec![44, 3, 90, 12]]
 }
 
+/// The first step, from `from` on, at which `row` writes a token that no other row writes and
+/// it did not write before, with that token: an EOS or stop string that ends `row` alone.
+fn own_token(probe: &[harness_policy::Generation], row: usize, from: usize) -> (usize, i64) {
+    let ids = &probe[row].token_ids;
+    (from..ids.len())
+        .map(|j| (j, ids[j]))
+        .find(|(j, t)| !ids[..*j].contains(t) && probe.iter().enumerate().all(|(r, g)| r == row || !g.token_ids.contains(t)))
+        .expect("a token only this row writes")
+}
+
 fn max_relative_gap(a: &Tensor, b: &Tensor) -> f64 {
     let scale = b.abs().max().double_value(&[]).max(1e-12);
     (a - b).abs().max().double_value(&[]) / scale
@@ -83,17 +93,9 @@ fn decoding_windows_give_the_same_generations_as_reading_every_step() {
     let decode = |ids: &[i64]| ids.iter().map(|i| format!("<{i}>")).collect::<String>();
     let base = SamplingParams { max_new_tokens: 24, sync_every: 1, ..Default::default() };
     let probe = generate_on(&model, &prompts, &[], 0, &base, &decode, DecodePath::Reference);
-    // A token of `row`'s output from `from` on that no other row and no earlier step writes.
-    let own_token = |row: usize, from: usize| -> i64 {
-        let ids = &probe[row].token_ids;
-        (from..ids.len())
-            .map(|j| ids[j])
-            .find(|t| !ids[..from].contains(t) && probe.iter().enumerate().all(|(r, g)| r == row || !g.token_ids.contains(t)))
-            .expect("a token only this row writes")
-    };
     // An EOS id from row 1's output, a stop string from row 2's: rows finish early by both.
-    let eos = [own_token(1, 3)];
-    let stop = SamplingParams { stop_strings: vec![format!("<{}>", own_token(2, 6))], ..base.clone() };
+    let eos = [own_token(&probe, 1, 3).1];
+    let stop = SamplingParams { stop_strings: vec![format!("<{}>", own_token(&probe, 2, 6).1)], ..base.clone() };
     let every_step = generate_on(&model, &prompts, &eos, 0, &stop, &decode, DecodePath::Reference);
     assert!(every_step.iter().any(|g| g.finish == harness_policy::Finish::Eos), "no row ended by EOS");
     assert!(every_step.iter().any(|g| g.finish == harness_policy::Finish::Stop), "no row ended by a stop string");
@@ -179,6 +181,35 @@ fn checkpointed_backward_gives_the_plain_gradients() {
             assert!(a.abs().max().double_value(&[]) > 0.0, "lora {lora}: {name} has a zero gradient");
             let gap = max_relative_gap(b, a);
             assert!(gap <= 1e-5, "lora {lora}: {name}: relative gap {gap:e}");
+        }
+    }
+}
+
+/// Rows keep their left padding in the cache after the rows beside them finish: a short prompt
+/// decoded in a batch whose longest row stops first (EOS) generates what it generates alone.
+#[test]
+fn a_short_row_left_alone_after_compaction_still_masks_its_padding() {
+    let _turn = turn();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = random_model(&vs, 5);
+    // One long prompt and two short ones of equal length: once the long one ends, the short
+    // rows left have no padding between them but both still have it in the cache.
+    let prompts: Vec<Vec<i64>> = vec![vec![5, 17, 33, 2, 8, 60, 11], vec![9, 4, 21], vec![70, 71, 72]];
+    let base = SamplingParams { max_new_tokens: 24, ..Default::default() };
+    let decode = |_: &[i64]| String::new();
+    let probe = generate_on(&model, &prompts, &[], 0, &base, &decode, DecodePath::Reference);
+    // The longest prompt (row 0) ends early, by a token no other row writes.
+    let (end, eos) = own_token(&probe, 0, 1);
+    assert!(end < 12, "row 0 would end only at step {end}");
+    for path in [DecodePath::Reference, DecodePath::InPlace, DecodePath::Fast] {
+        for sync_every in [1, 5] {
+            let params = SamplingParams { sync_every, ..base.clone() };
+            let batch = generate_on(&model, &prompts, &[eos], 0, &params, &decode, path);
+            assert_eq!(batch[0].token_ids.len(), end + 1, "{path:?}: row 0 ends early");
+            for (row, prompt) in prompts.iter().enumerate().skip(1) {
+                let alone = generate_on(&model, std::slice::from_ref(prompt), &[eos], 0, &params, &decode, path);
+                assert_eq!(batch[row].token_ids, alone[0].token_ids, "{path:?}, every {sync_every}: row {row}");
+            }
         }
     }
 }
