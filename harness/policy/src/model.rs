@@ -420,6 +420,18 @@ impl CausalLm {
         self.norm.forward(&x)
     }
 
+    /// Hidden states after the final norm of whole sequences, keeping no cache (training and
+    /// scoring passes): `key_mask` `[B, T]`, or `None` without padding.
+    pub fn hidden_full(&self, input_ids: &Tensor, positions: &Tensor, key_mask: Option<&Tensor>) -> Tensor {
+        let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
+        let mut x = Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
+        let pass = self.pass_context(positions, key_mask, x.kind(), b, t, 0);
+        for i in 0..self.layers.len() {
+            x = self.layer_forward(i, &x, &pass, None, None);
+        }
+        self.norm.forward(&x)
+    }
+
     /// RoPE tables and the attention mask of one pass, shared by its layers.
     fn pass_context(&self, positions: &Tensor, key_mask: Option<&Tensor>, kind: Kind, b: i64, t: i64, past: i64) -> PassContext {
         // RoPE tables for these positions: [B, 1, T, head_dim].
@@ -495,7 +507,7 @@ impl CausalLm {
     /// layers without keeping their activations, only each layer's input `[B, T, hidden]`; hands
     /// the final normed hidden states to `head`, which returns a scalar loss; then back-propagates
     /// that loss layer by layer from the top, recomputing one layer's activations at a time.
-    /// Gradients accumulate into the variables' `.grad` as `head(self.hidden(..)).backward()`
+    /// Gradients accumulate into the variables' `.grad` as `head(self.hidden_full(..)).backward()`
     /// would leave them. Peak memory: the layer inputs plus one layer's activations, instead of
     /// every layer's; cost: one more forward pass.
     pub fn backward_checkpointed(&self, input_ids: &Tensor, positions: &Tensor, key_mask: &Tensor, head: &mut dyn FnMut(&Tensor) -> Tensor) {
@@ -556,8 +568,7 @@ impl CausalLm {
         let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
         let positions = Tensor::arange(t, (Kind::Int64, self.device)).unsqueeze(0).expand([b, t], false);
         // No padding: attention by the kernel's causal flag, no mask.
-        let mut cache = KvCache::default();
-        self.logits(&self.hidden_with(input_ids, &positions, None, &mut cache, None))
+        self.logits(&self.hidden_full(input_ids, &positions, None))
     }
 }
 

@@ -48,6 +48,12 @@ impl Packed {
             response_len: self.response_len,
         }
     }
+
+    /// Of hidden states over the packed sequences `[B, T, H]`, those at the positions that
+    /// predict each response token: `[B, response_len, H]`.
+    pub fn response_part(&self, hidden: &Tensor) -> Tensor {
+        hidden.narrow(1, self.prompt_len - 1, self.response_len)
+    }
 }
 
 pub fn pack(prompts: &[Vec<i64>], responses: &[Vec<i64>], pad_id: i64, device: Device) -> Packed {
@@ -91,8 +97,5 @@ pub fn pack(prompts: &[Vec<i64>], responses: &[Vec<i64>], pad_id: i64, device: D
 
 /// Hidden states at the positions that predict each response token: `[B, response_len, H]`.
 pub fn response_hidden(model: &CausalLm, packed: &Packed) -> Tensor {
-    let mut cache = harness_policy::KvCache::default();
-    let hidden = model.hidden(&packed.ids, &packed.positions, &packed.key_mask, &mut cache);
-    hidden.narrow(1, packed.prompt_len - 1, packed.response_len)
+    packed.response_part(&model.hidden_full(&packed.ids, &packed.positions, Some(&packed.key_mask)))
 }
-

@@ -303,7 +303,7 @@ impl Trainer {
                     let at = |t: &Tensor| part(&take(t), range);
                     let mut parts = None;
                     let mut actor_loss = |hidden: &Tensor| {
-                        let logits = self.tempered(actor.logits(&hidden.narrow(1, micro.prompt_len - 1, micro.response_len)));
+                        let logits = self.tempered(actor.logits(&micro.response_part(hidden)));
                         let logp = token_logprobs(&logits, &micro.response);
                         let (pg, clipfrac) = policy_loss(&logp, &at(&old_logp), &at(&advantages), &micro.response_mask, c.clip_ratio);
                         let ent = entropy(&logits, &micro.response_mask);
@@ -324,7 +324,7 @@ impl Trainer {
                         let at = |t: &Tensor| part(&take(t), range);
                         let mut vl_value = None;
                         let mut critic_loss = |hidden: &Tensor| {
-                            let values = self.values(&hidden.narrow(1, micro.prompt_len - 1, micro.response_len), true);
+                            let values = self.values(&micro.response_part(hidden), true);
                             let vl = value_loss(&values, &at(&old_values), &at(&returns), &micro.response_mask, c.value_clip);
                             vl_value = Some(vl.detach());
                             vl * w
@@ -374,8 +374,7 @@ fn backward_through(model: &CausalLm, micro: &Packed, checkpointing: bool, loss:
     if checkpointing {
         model.backward_checkpointed(&micro.ids, &micro.positions, &micro.key_mask, loss);
     } else {
-        let mut cache = harness_policy::KvCache::default();
-        loss(&model.hidden(&micro.ids, &micro.positions, &micro.key_mask, &mut cache)).backward();
+        loss(&model.hidden_full(&micro.ids, &micro.positions, Some(&micro.key_mask))).backward();
     }
 }
 
