@@ -271,9 +271,9 @@ impl Trainer {
         // Updates.
         let n = rows.len() as i64;
         let mb = (c.mini_batch_size.max(1) as i64).min(n);
-        // Weighted policy loss, clip fraction, entropy and value loss of every micro-batch, kept on
-        // the device and read once after the updates (no host sync per micro-batch).
-        let mut stats: Vec<Tensor> = Vec::new();
+        // Every micro-batch's weighted [policy loss, clip fraction, entropy] and value loss, kept
+        // on the device and read once after the updates (no host sync per micro-batch).
+        let (mut actor_stats, mut critic_stats): (Vec<Tensor>, Vec<Tensor>) = (Vec::new(), Vec::new());
         let (mut gn_sum, mut updates) = (0.0, 0usize);
         let actor_params: Vec<(String, Tensor)> = self.actor_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
         let critic_params: Vec<(String, Tensor)> = self.critic_params.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
@@ -313,7 +313,7 @@ impl Trainer {
                     };
                     backward_through(actor, &micro, c.activation_checkpointing, &mut actor_loss);
                     let (pg, clipfrac, ent) = parts.expect("the loss ran");
-                    stats.push(Tensor::stack(&[pg.to_kind(Kind::Double), clipfrac.to_kind(Kind::Double), ent.to_kind(Kind::Double), pg.zeros_like().to_kind(Kind::Double)], 0) * w);
+                    actor_stats.push(Tensor::stack(&[pg, clipfrac, ent].map(|t| t.to_kind(Kind::Double)), 0) * w);
                 }
                 gn_sum += self.actor_opt.step(&actor_params, c.grad_clip);
                 if c.algorithm == Algorithm::Ppo {
@@ -330,8 +330,7 @@ impl Trainer {
                             vl * w
                         };
                         backward_through(self.roles.critic(), &micro, c.activation_checkpointing, &mut critic_loss);
-                        let vl = vl_value.take().expect("the loss ran").to_kind(Kind::Double);
-                        stats.push(Tensor::stack(&[vl.zeros_like(), vl.zeros_like(), vl.zeros_like(), vl], 0) * w);
+                        critic_stats.push(vl_value.take().expect("the loss ran").to_kind(Kind::Double) * w);
                     }
                     self.critic_opt.step(&critic_params, c.grad_clip);
                 }
@@ -341,7 +340,14 @@ impl Trainer {
         }
         self.step += 1;
         let k = updates.max(1) as f64;
-        let sums: Vec<f64> = if stats.is_empty() { vec![0.0; 4] } else { Vec::<f64>::try_from(&Tensor::stack(&stats, 0).sum_dim_intlist(0, false, Kind::Double).to_device(Device::Cpu)).expect("update statistics") };
+        let total = |stats: &[Tensor], width: usize| -> Vec<f64> {
+            if stats.is_empty() {
+                return vec![0.0; width];
+            }
+            let sum = Tensor::stack(stats, 0).sum_dim_intlist(0, false, Kind::Double).reshape([-1]);
+            Vec::<f64>::try_from(&sum.to_device(Device::Cpu)).expect("update statistics")
+        };
+        let (actor_sums, critic_sums) = (total(&actor_stats, 3), total(&critic_stats, 1));
         let mean = scores.iter().sum::<f64>() / scores.len() as f64;
         let std = (scores.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / scores.len() as f64).sqrt();
         let seconds = start.elapsed().as_secs_f64();
@@ -351,14 +357,14 @@ impl Trainer {
             reward_std: std,
             metric_mean: scored.iter().map(|s| s.metric).sum::<f64>() / scored.len() as f64,
             kl_mean: masked_mean(&kl, mask).double_value(&[]),
-            entropy: sums[2] / k,
+            entropy: actor_sums[2] / k,
             response_tokens_mean: generated_tokens as f64 / responses.len() as f64,
             think_tokens_mean: scored.iter().map(|s| s.think_tokens as f64).sum::<f64>() / scored.len() as f64,
             answer_tokens_mean: scored.iter().map(|s| s.answer_tokens as f64).sum::<f64>() / scored.len() as f64,
             format_error_rate: scored.iter().filter(|s| !s.format_ok).count() as f64 / scored.len() as f64,
-            policy_loss: sums[0] / k,
-            value_loss: sums[3] / k,
-            clipfrac: sums[1] / k,
+            policy_loss: actor_sums[0] / k,
+            value_loss: critic_sums[0] / k,
+            clipfrac: actor_sums[1] / k,
             grad_norm: gn_sum / k,
             rollout_logprob_diff_mean: rollout_gap,
             tokens_per_second: generated_tokens as f64 / seconds.max(1e-9),
