@@ -50,6 +50,20 @@ pub struct PpoConfig {
     pub seed: u64,
 }
 
+impl PpoConfig {
+    /// Rows in one forward pass over `rows` rows of `row_tokens` padded tokens each: as many as
+    /// fit in `micro_batch_tokens` (at least one), or, unset, a whole mini-batch. The update's
+    /// passes split a mini-batch, the scoring pass the whole batch; `harness train --plan`
+    /// counts memory with the same rule.
+    pub fn rows_per_pass(&self, rows: usize, row_tokens: usize) -> usize {
+        let rows = rows.max(1);
+        match self.micro_batch_tokens {
+            None => self.mini_batch_size.clamp(1, rows),
+            Some(tokens) => (tokens / row_tokens.max(1)).clamp(1, rows),
+        }
+    }
+}
+
 /// A training run's settings: the `[run]` and `[ppo]` tables of a config file.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

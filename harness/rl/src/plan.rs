@@ -28,8 +28,12 @@ pub struct Estimate {
     pub resident: Vec<(String, f64)>,
     /// The step's phases; the largest one sits on top of the resident part.
     pub phases: Vec<(String, f64)>,
-    /// Rows in one forward pass of the update and of the scoring pass.
+    /// The `[ppo] micro_batch_tokens` estimated (None: a mini-batch a pass).
+    pub micro_batch_tokens: Option<usize>,
+    /// Rows in one forward pass of the update (a mini-batch split) and of the scoring pass (the
+    /// batch split), by the trainer's rule (`PpoConfig::rows_per_pass`).
     pub micro_rows: usize,
+    pub scoring_rows: usize,
     pub activation_checkpointing: bool,
     pub device: PlanDevice,
 }
@@ -113,8 +117,9 @@ fn activation_bytes_per_token_layer(m: &ModelConfig, compute: f64) -> f64 {
     norms + projection_inputs + attention + mlp
 }
 
-/// The estimate for `rows` rows per forward pass, with or without activation checkpointing.
-pub fn estimate(input: &PlanInput<'_>, micro_rows: usize, checkpointing: bool) -> Estimate {
+/// The estimate for `micro_batch_tokens` (as the `[ppo]` field), with or without activation
+/// checkpointing.
+pub fn estimate(input: &PlanInput<'_>, micro_batch_tokens: Option<usize>, checkpointing: bool) -> Estimate {
     let (m, c) = (input.model, input.ppo);
     let compute = match input.device {
         PlanDevice::Cpu => 4.0,
@@ -148,47 +153,49 @@ pub fn estimate(input: &PlanInput<'_>, micro_rows: usize, checkpointing: bool) -
     };
     resident.push(("runtime (libtorch, CUDA context, allocator)".to_string(), runtime));
 
-    let rows = (c.batch_size.max(1) * if c.algorithm == Algorithm::Grpo { c.group_size.max(1) } else { 1 }) as f64;
+    let batch_rows = c.batch_size.max(1) * if c.algorithm == Algorithm::Grpo { c.group_size.max(1) } else { 1 };
+    let row_tokens = input.prompt_tokens.max(1) + c.max_response_tokens.max(1);
+    let passes = PpoConfig { micro_batch_tokens, ..c.clone() };
+    let (micro_rows, scoring_rows) = (passes.rows_per_pass(c.mini_batch_size.min(batch_rows), row_tokens), passes.rows_per_pass(batch_rows, row_tokens));
+    let rows = batch_rows as f64;
     let (p, r) = (input.prompt_tokens.max(1) as f64, c.max_response_tokens.max(1) as f64);
     let t = p + r;
     let (h, v, layers) = (m.hidden_size as f64, m.vocab_size as f64, m.num_hidden_layers as f64);
     let kv = (m.kv_heads() * m.head_dim()) as f64;
     let per_layer = activation_bytes_per_token_layer(m, compute);
-    let micro = micro_rows.max(1) as f64;
+    let (micro, scoring) = (micro_rows as f64, scoring_rows as f64);
     let mut phases = Vec::new();
     // Rollout: the preallocated cache of every row, plus one layer's prompt-pass temporaries.
     let cache = rows * t * layers * 2.0 * kv * compute;
     phases.push(("rollout (key/value cache of the batch)".to_string(), cache + rows * p * per_layer + rows * v * 4.0 * 3.0));
     // Scoring (no gradients): one layer's temporaries and the pass's logits, log-softmax and
-    // tempered copy, per micro-batch.
+    // tempered copy, per pass.
     let logits = micro * r * v * 4.0;
-    phases.push(("scoring pass (old, reference, values)".to_string(), micro * t * per_layer + 3.0 * logits));
+    phases.push(("scoring pass (old, reference, values)".to_string(), scoring * t * per_layer + 3.0 * scoring * r * v * 4.0));
     // Update: autograd's activations (every layer, or each layer's input and one layer
     // recomputed), and four logits-sized tensors kept for the policy loss and entropy.
     let activations = if checkpointing { micro * t * (layers * h * compute + per_layer) } else { micro * t * layers * per_layer };
     phases.push(("update (activations and logits of one micro-batch)".to_string(), activations + 4.0 * logits));
-    Estimate { resident, phases, micro_rows: micro_rows.max(1), activation_checkpointing: checkpointing, device: input.device }
+    Estimate { resident, phases, micro_batch_tokens, micro_rows, scoring_rows, activation_checkpointing: checkpointing, device: input.device }
 }
 
-/// The plan: the config's own setting, and the largest micro-batch (rows per pass) within
-/// `budget_bytes` (activation checkpointing only when no micro-batch fits without it), or
-/// `None` when even one row with checkpointing does not fit.
+/// The plan: the config's own setting, and the fastest setting within `budget_bytes`: no
+/// activation checkpointing if possible, then the most rows a pass (`micro_batch_tokens` of
+/// whole rows up to a mini-batch); `None` when even one row with checkpointing does not fit.
 pub fn plan(input: &PlanInput<'_>, budget_bytes: f64) -> (Estimate, Option<Estimate>) {
     let c = input.ppo;
-    let t = (input.prompt_tokens + c.max_response_tokens).max(1);
-    let mini = c.mini_batch_size.max(1);
-    let configured_rows = c.micro_batch_tokens.map_or(mini, |tokens| (tokens / t).clamp(1, mini));
-    let configured = estimate(input, configured_rows, c.activation_checkpointing);
+    let row_tokens = input.prompt_tokens.max(1) + c.max_response_tokens.max(1);
+    let configured = estimate(input, c.micro_batch_tokens, c.activation_checkpointing);
     let fitting = [false, true].into_iter().find_map(|checkpointing| {
-        (1..=mini).rev().map(|rows| estimate(input, rows, checkpointing)).find(|e| e.peak_bytes() <= budget_bytes)
+        (1..=c.mini_batch_size.max(1)).rev().map(|rows| estimate(input, Some(rows * row_tokens), checkpointing)).find(|e| e.peak_bytes() <= budget_bytes)
     });
     (configured, fitting)
 }
 
-/// `[ppo]` lines that select `e`'s micro-batch for prompts of `prompt_tokens`.
-pub fn config_lines(e: &Estimate, input: &PlanInput<'_>) -> String {
-    let t = input.prompt_tokens + input.ppo.max_response_tokens;
-    format!("micro_batch_tokens = {}\nactivation_checkpointing = {}", e.micro_rows * t.max(1), e.activation_checkpointing)
+/// `[ppo]` lines that select `e`'s setting.
+pub fn config_lines(e: &Estimate) -> String {
+    let tokens = e.micro_batch_tokens.map_or_else(|| "(unset: a mini-batch a pass)".to_string(), |t| t.to_string());
+    format!("micro_batch_tokens = {tokens}\nactivation_checkpointing = {}", e.activation_checkpointing)
 }
 
 /// A readable table of `e`.
@@ -209,9 +216,10 @@ pub fn render(e: &Estimate) -> String {
         uncounted_share(e.device) * 100.0
     ));
     out.push_str(&format!(
-        "  {} predicted peak ({} row(s) a pass, activation checkpointing {})\n",
+        "  {} predicted peak ({} row(s) an update pass, {} a scoring pass, activation checkpointing {})\n",
         gib(e.peak_bytes()),
         e.micro_rows,
+        e.scoring_rows,
         if e.activation_checkpointing { "on" } else { "off" }
     ));
     out
@@ -257,18 +265,22 @@ mod tests {
         let paper = crate::trainer::RunConfig::load("paper").unwrap();
         let m = qwen3b();
         let input = PlanInput { model: &m, ppo: &paper.ppo, lora: paper.lora, device: PlanDevice::Cuda, prompt_tokens: 208 };
-        let counted = estimate(&input, 16, false).counted_bytes() / GIB;
+        // The paper config of that run had no micro_batch_tokens: a mini-batch of 16 a pass.
+        let e = estimate(&input, None, false);
+        assert_eq!(e.micro_rows, 16);
+        let counted = e.counted_bytes() / GIB;
         assert!((counted - 77.8).abs() < 0.1, "{counted}");
         let h200_measured = 94_443.0 / 1024.0;
-        let predicted = estimate(&input, 16, false).peak_bytes() / GIB;
+        let predicted = e.peak_bytes() / GIB;
         assert!(predicted >= h200_measured, "{predicted} GiB predicted, {h200_measured} measured");
-        // cpu-small on SmolLM2-135M: SciFact (longest prompt 189 tokens, 4 rows a pass) and
-        // Spider (2,078, one row a pass).
+        // cpu-small on SmolLM2-135M (micro_batch_tokens 2048): SciFact (longest prompt 189
+        // tokens, 4 rows an update pass) and Spider (2,078, one row a pass).
         let small = smollm2();
         let cpu_small = crate::trainer::RunConfig::load("cpu-small").unwrap();
         for (prompt, rows, counted_gib, measured_gib) in [(189, 4, 6.46, 8.04), (2078, 1, 7.72, 10.66)] {
             let input = PlanInput { model: &small, ppo: &cpu_small.ppo, lora: None, device: PlanDevice::Cpu, prompt_tokens: prompt };
-            let e = estimate(&input, rows, false);
+            let e = estimate(&input, cpu_small.ppo.micro_batch_tokens, false);
+            assert_eq!(e.micro_rows, rows, "{prompt}");
             assert!((e.counted_bytes() / GIB - counted_gib).abs() < 0.01, "{prompt}: {}", e.counted_bytes() / GIB);
             assert!(e.peak_bytes() / GIB >= measured_gib, "{prompt}: {} GiB predicted, {measured_gib} measured", e.peak_bytes() / GIB);
         }
@@ -279,21 +291,23 @@ mod tests {
         let ppo = crate::trainer::RunConfig::load("paper").unwrap();
         let m = qwen3b();
         let input = PlanInput { model: &m, ppo: &ppo.ppo, lora: ppo.lora, device: PlanDevice::Cuda, prompt_tokens: 512 };
-        let whole = estimate(&input, 16, false);
-        assert!(estimate(&input, 16, true).peak_bytes() < whole.peak_bytes());
-        assert!(estimate(&input, 4, false).peak_bytes() < whole.peak_bytes());
+        let row_tokens = 512 + ppo.ppo.max_response_tokens;
+        let whole = estimate(&input, None, false);
+        assert_eq!((whole.micro_rows, whole.scoring_rows), (16, 16));
+        assert!(estimate(&input, None, true).peak_bytes() < whole.peak_bytes());
+        assert!(estimate(&input, Some(4 * row_tokens), false).peak_bytes() < whole.peak_bytes());
         let budget = 75.0 * GIB;
         let (_, fitting) = plan(&input, budget);
         let fitting = fitting.expect("the paper's LoRA config fits 75 GiB at some micro-batch");
         assert!(fitting.peak_bytes() <= budget);
         // The next larger micro-batch (same checkpointing) would not fit, unless it is the mini-batch.
         if fitting.micro_rows < 16 {
-            assert!(estimate(&input, fitting.micro_rows + 1, fitting.activation_checkpointing).peak_bytes() > budget);
+            assert!(estimate(&input, Some((fitting.micro_rows + 1) * row_tokens), fitting.activation_checkpointing).peak_bytes() > budget);
         }
         // Full fine-tuning of actor and critic (the paper ran it on two GPUs) does not fit one 80 GB GPU:
         // 3.09 B x (2 x 4 + 2 + 2 x 4 + 2 x 8 + 2 x 2) bytes of weights and state alone.
         let full = PlanInput { lora: None, ..input };
-        assert!(estimate(&full, 1, true).resident_bytes() > 80.0 * GIB);
+        assert!(estimate(&full, Some(row_tokens), true).resident_bytes() > 80.0 * GIB);
         assert!(plan(&full, budget).1.is_none());
     }
 }

@@ -227,13 +227,9 @@ impl Trainer {
         // Rows per forward pass (update and scoring alike): at most `micro_batch_tokens` padded
         // tokens, so that the vocabulary logits of a pass ([rows, response, vocab] float32, the
         // largest tensors of a step) stay bounded whatever the batch size.
-        let row_tokens = (packed.prompt_len + packed.response_len).max(1);
-        // Without `micro_batch_tokens`, a pass is a whole mini-batch (the scoring pass too).
-        let micro_rows = |rows: i64| {
-            c.micro_batch_tokens.map_or((c.mini_batch_size.max(1) as i64).min(rows), |t| (t as i64 / row_tokens).clamp(1, rows.max(1)))
-        };
+        let row_tokens = (packed.prompt_len + packed.response_len) as usize;
         let chunks = |rows: i64| -> Vec<(i64, i64)> {
-            let per = micro_rows(rows);
+            let per = c.rows_per_pass(rows as usize, row_tokens) as i64;
             (0..rows).step_by(per as usize).map(|m| (m, per.min(rows - m))).collect()
         };
         let (old_logp, ref_logp, old_values) = tch::no_grad(|| {

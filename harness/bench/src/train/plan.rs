@@ -50,10 +50,14 @@ pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>, promp
     lengths.sort_unstable();
     let longest = *lengths.last().expect("not empty");
     let planned = prompt_tokens.unwrap_or(longest);
+    // The device's kind only: planning a GPU run needs no GPU here (`parse_device` would refuse
+    // cuda without one), but the names are the same.
     let device = match spec.device.as_str() {
         "cpu" => PlanDevice::Cpu,
-        "auto" if !tch::Cuda::is_available() => PlanDevice::Cpu,
-        _ => PlanDevice::Cuda,
+        "auto" => if tch::Cuda::is_available() { PlanDevice::Cuda } else { PlanDevice::Cpu },
+        "cuda" | "gpu" => PlanDevice::Cuda,
+        other if other.strip_prefix("cuda:").is_some_and(|n| n.parse::<usize>().is_ok()) => PlanDevice::Cuda,
+        other => anyhow::bail!("unknown device '{other}' (auto, cpu, cuda, cuda:N)"),
     };
     let budget_gib = match (memory_gib, device) {
         (Some(g), _) => g,
@@ -92,13 +96,18 @@ pub fn plan_text(bench: &Bench, spec: &TrainSpec, memory_gib: Option<f64>, promp
         "\nbudget {budget_gib:.1} GiB: the configured setting {}\n",
         if configured_fits { "fits" } else { "does not fit" }
     ));
-    // `fitting` prefers no recomputation, then the most rows a pass: the fastest that fits.
+    // `fitting` prefers no recomputation, then the most rows an update pass: the fastest that
+    // fits. Shown when the configured setting does not fit, or when `fitting` is faster.
+    let faster = |e: &harness_rl::plan::Estimate| {
+        (configured.activation_checkpointing && !e.activation_checkpointing)
+            || (configured.activation_checkpointing == e.activation_checkpointing && e.micro_rows > configured.micro_rows)
+    };
     match fitting {
-        Some(e) if e.micro_rows == configured.micro_rows && e.activation_checkpointing == configured.activation_checkpointing => {}
+        Some(e) if configured_fits && !faster(&e) => {}
         Some(e) => out.push_str(&format!(
             "{} for the config's [ppo] table:\n{}\n\n{}",
             if configured_fits { "a faster setting (no recomputation, or more rows a pass) also fits," } else { "the largest micro-batch that fits," },
-            config_lines(&e, &input),
+            config_lines(&e),
             render(&e)
         )),
         None => out.push_str("nothing fits, not even one row a pass with activation checkpointing: use LoRA, a smaller model or more memory\n"),
