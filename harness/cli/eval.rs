@@ -171,7 +171,7 @@ impl EvalArgs {
             engine: self.literature.engine.clone(),
             tasks: self.literature.tasks.clone(),
             max_engine_failures: self.literature.max_engine_failures,
-            passages: self.open_qa.passages.clone().or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from)),
+            passages: harness_bench::families::open_qa::passages_or_env(self.open_qa.passages.clone()),
             out: self.out.clone(),
         }
     }

@@ -101,7 +101,7 @@ fn serve_rewards(args: ServeArgs, root: Option<PathBuf>) -> Result<()> {
     anyhow::ensure!(args.reward_depth >= 1 && args.threads >= 1, "--reward-depth and --threads must be at least 1");
     let bars = crate::progress::Bars::new(false);
     let bench = crate::bench(root, &bars)?;
-    let passages = args.passages.clone().or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from));
+    let passages = harness_bench::families::open_qa::passages_or_env(args.passages.clone());
     let service = harness_bench::train::RewardService::open(&bench, &args.datasets, args.reward_depth, &args.retriever, passages.as_deref())?;
     let server = bind((args.host.as_str(), args.port), std::time::Duration::from_secs_f64(args.timeout_secs))
         .map_err(|e| anyhow!("listening on {}:{}: {e}", args.host, args.port))?;

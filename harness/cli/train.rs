@@ -102,7 +102,7 @@ pub fn run(args: TrainArgs, root: Option<PathBuf>) -> Result<()> {
         tasks: args.tasks,
         eval_split: args.eval_split,
         eval_limit: args.eval_limit,
-        passages: args.passages.or_else(|| std::env::var_os(harness_bench::families::open_qa::PASSAGES_ENV).map(PathBuf::from)),
+        passages: harness_bench::families::open_qa::passages_or_env(args.passages),
         questions: args.questions,
     };
     if args.plan {

@@ -26,6 +26,11 @@ use crate::spec::CellSpec;
 /// given (named here for error messages; this crate never reads the environment).
 pub const PASSAGES_ENV: &str = "HARNESS_DPR_PASSAGES";
 
+/// The passages file a command was given (`--passages`), else `$HARNESS_DPR_PASSAGES`.
+pub fn passages_or_env(flag: Option<std::path::PathBuf>) -> Option<std::path::PathBuf> {
+    flag.or_else(|| std::env::var_os(PASSAGES_ENV).map(std::path::PathBuf::from))
+}
+
 /// One question with its answer strings.
 pub struct Question {
     pub id: String,

@@ -363,6 +363,14 @@ fn train_classic_ir(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_s
     train_loop(bench, spec, config, total_steps, &card.name, &policy_dir, device, &mut trainer, &mut env, eval, details)
 }
 
+/// K of an evidence-seeking card's `hit.K` paper metric (the Hit@K its training logs).
+pub(crate) fn evidence_hit_k(card: &Card) -> Result<usize> {
+    card.paper_metric
+        .strip_prefix("hit.")
+        .and_then(|k| k.parse().ok())
+        .with_context(|| format!("card '{}': an evidence-seeking card's paper_metric is hit.K (got '{}')", card.name, card.paper_metric))
+}
+
 /// The corpus an evidence-seeking reward searches: a BEIR-layout paragraph corpus (held in
 /// memory) or a DPR passages file (indexed once, texts read by offset).
 enum EvidenceCorpus {
@@ -410,11 +418,7 @@ fn train_evidence(bench: &Bench, spec: &TrainSpec, config: &RunConfig, total_ste
     };
     let Policy { dir: policy_dir, device, mut trainer, text } = load_policy(bench, spec, config)?;
     let reasoning = config.run.reasoning;
-    let hit_k: usize = card
-        .paper_metric
-        .strip_prefix("hit.")
-        .and_then(|k| k.parse().ok())
-        .with_context(|| format!("card '{}': an evidence-seeking card's paper_metric is hit.K (got '{}')", card.name, card.paper_metric))?;
+    let hit_k = evidence_hit_k(card)?;
     let answers = match &corpus {
         EvidenceCorpus::Beir(dataset) => dataset.read_answers()?,
         EvidenceCorpus::Dpr { .. } => Default::default(),

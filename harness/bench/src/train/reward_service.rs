@@ -255,7 +255,7 @@ fn open_source(bench: &Bench, card: &Card, reward_depth: usize, retriever: &str,
             let dataset = BeirDataset::new(card.clone(), bench.registry.require_offline(card)?);
             let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
             let tokens = dataset.read_corpus()?.into_iter().map(|d| (d.id, harness_core::answers::dpr_tokens(&d.text))).collect();
-            let hit_k = card.paper_metric.strip_prefix("hit.").and_then(|k| k.parse().ok()).with_context(|| format!("card '{}': paper_metric is not hit.K", card.name))?;
+            let hit_k = super::evidence_hit_k(card)?;
             Source::Evidence { index: bm25_index(bench, &dataset)?, params, passages: PassageTexts::Tokens(tokens), hit_k, squad: card.task.squad_tiers }
         }
         (RewardFamily::Evidence, LoaderKind::OpenQa) => {
@@ -266,7 +266,7 @@ fn open_source(bench: &Bench, card: &Card, reward_depth: usize, retriever: &str,
             let file = crate::families::open_qa::PassageFile::open_cached(&path, &bench.workspace.cache)?;
             let (index, _) = crate::families::open_qa::passage_index(bench, &path)?;
             let params = crate::families::beir::bm25_params(&CellSpec::default(), card)?;
-            let hit_k = card.paper_metric.strip_prefix("hit.").and_then(|k| k.parse().ok()).with_context(|| format!("card '{}': paper_metric is not hit.K", card.name))?;
+            let hit_k = super::evidence_hit_k(card)?;
             Source::Evidence { index, params, passages: PassageTexts::File(file), hit_k, squad: card.task.squad_tiers }
         }
         (RewardFamily::Literature, LoaderKind::Review) => {
