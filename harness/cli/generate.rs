@@ -70,16 +70,13 @@ pub fn run(args: GenerateArgs, root: Option<PathBuf>) -> Result<()> {
     let device = parse_device(&args.device)?;
     let workspace = crate::workspace(root)?;
     let dir = args.model.clone().unwrap_or_else(|| workspace.default_policy());
-    let mut policy = Policy::load_model_or_adapter(&dir, &workspace.models, device)?;
     let kind = match args.dtype.as_str() {
         "auto" => harness_policy::default_kind(device),
         "float32" => tch::Kind::Float,
         "bfloat16" => tch::Kind::BFloat16,
         other => anyhow::bail!("--dtype {other}: expected auto, float32 or bfloat16"),
     };
-    if policy.model.kind() != kind {
-        policy.vs.set_kind(kind);
-    }
+    let policy = Policy::load_model_or_adapter_as(&dir, &workspace.models, device, kind)?;
     let raw: Vec<String> = match (&args.prompt, &args.prompts_file) {
         (Some(p), _) => vec![p.clone()],
         (None, Some(file)) => std::fs::read_to_string(file)

@@ -157,17 +157,28 @@ impl Policy {
     /// A verl checkpoint folder (`global_step_N` or its `actor`) loads from its merged
     /// `huggingface` folder ([`crate::resolve_model_dir`]).
     pub fn load_model_or_adapter(dir: &Path, models_dir: &Path, device: Device) -> Result<Policy, PolicyError> {
+        Policy::load_model_or_adapter_as(dir, models_dir, device, default_kind(device))
+    }
+
+    /// [`Policy::load_model_or_adapter`] with the weights in `kind` (converted once, from the
+    /// checkpoint's values: float32 on a GPU is never bf16 widened back).
+    pub fn load_model_or_adapter_as(dir: &Path, models_dir: &Path, device: Device, kind: Kind) -> Result<Policy, PolicyError> {
         let dir = &crate::resolve_model_dir(dir)?;
         if is_adapter_dir(dir) {
-            Policy::load_adapted(dir, models_dir, device)
+            Policy::load_adapted_as(dir, models_dir, device, kind)
         } else {
-            Policy::load(dir, device)
+            Policy::load_as(dir, device, kind)
         }
     }
 
     /// The base model of the adapter at `adapter_dir` (found in `models_dir` by its folder name,
     /// its files checked against the recorded hashes) with the adapter merged in.
     pub fn load_adapted(adapter_dir: &Path, models_dir: &Path, device: Device) -> Result<Policy, PolicyError> {
+        Policy::load_adapted_as(adapter_dir, models_dir, device, default_kind(device))
+    }
+
+    /// [`Policy::load_adapted`] with the merged weights in `kind`.
+    pub fn load_adapted_as(adapter_dir: &Path, models_dir: &Path, device: Device, kind: Kind) -> Result<Policy, PolicyError> {
         let (meta, tensors) = read_adapter(adapter_dir)?;
         let base_dir: PathBuf = models_dir.join(&meta.base_model);
         let found = base_identity(&base_dir);
@@ -187,7 +198,6 @@ impl Policy {
         }
         let mut policy = Policy::load_as(&base_dir, device, Kind::Float)?;
         policy.model.merge_adapter(&tensors, meta.alpha / meta.rank as f64).map_err(|cause| PolicyError::Format { path: adapter_dir.join(PEFT_WEIGHTS), cause })?;
-        let kind = default_kind(device);
         if kind != Kind::Float {
             policy.vs.set_kind(kind);
         }

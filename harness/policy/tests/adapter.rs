@@ -76,6 +76,14 @@ fn an_adapter_written_then_merged_gives_the_live_adapters_logits() {
     let got = tch::no_grad(|| merged.model.forward_full(&prompt));
     let diff = (&got - &live).abs().max().double_value(&[]);
     assert!(diff < 1e-4, "merged adapter logits differ from the live adapter's by {diff:e}");
+    // In another kind (as `generate --dtype` asks): the merge made in float32, then converted
+    // once, so the bfloat16 weights are the float32 ones rounded.
+    let bf16 = Policy::load_model_or_adapter_as(&out, &models, Device::Cpu, Kind::BFloat16).unwrap();
+    assert_eq!(bf16.model.kind(), Kind::BFloat16);
+    let rounded: Vec<(String, Tensor)> = merged.vs.variables().into_iter().map(|(n, t)| (n, t.to_kind(Kind::BFloat16))).collect();
+    for (name, t) in rounded {
+        assert!(bf16.vs.variables()[&name].equal(&t), "{name}");
+    }
 
     // Another base under the same name: refused, naming the file that differs.
     let other = tmp.path().join("other");
