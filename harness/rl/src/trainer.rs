@@ -213,8 +213,10 @@ impl Trainer {
             ..Default::default()
         };
         // The in-place cache without MKL-packed weights: with packing (finished rows kept in the
-        // batch) the toy PPO run's outcome changed with which tests ran before it in the same
-        // process, a dependence not yet understood; on a GPU nothing is packed anyway.
+        // batch) the toy PPO run's outcome once changed with which tests ran before it in the
+        // same process. A toy test that drew from libtorch's generator without taking its turn
+        // was found since and fixed; packing has not been tried again. On a GPU nothing is
+        // packed anyway.
         let generations =
             generate_on(self.roles.actor(), &prompts, &self.eos_ids, self.pad_id, &sampling, &|_| String::new(), DecodePath::InPlace);
         let responses: Vec<Vec<i64>> = generations.iter().map(|g| g.token_ids.clone()).collect();
