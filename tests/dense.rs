@@ -54,6 +54,41 @@ fn embed_matches_python_onnxruntime_reference() {
     assert!(max_diff < 1e-5, "max abs difference {max_diff}");
 }
 
+/// The default encoder runs MiniLM with its six softmax NaN guards dropped; the vectors must be
+/// those of the graph as published, bit for bit, including texts that are padded in their batch
+/// and an empty text (the tokenizer still gives it [CLS] [SEP]).
+#[test]
+fn simplified_graph_gives_the_published_graphs_vectors_bit_for_bit() {
+    let runtime = harness_retrieval::dense::encoder::default_ort_library();
+    let load = |form| harness_retrieval::dense::Encoder::load_with_runtime_as(&model_dir(), 1, &runtime, form).unwrap();
+    use harness_retrieval::dense::{GraphForm, TextKind};
+    let (mut simplified, mut published) = (load(GraphForm::Simplified), load(GraphForm::AsPublished));
+    assert_eq!(simplified.graph_edits().softmax_nan_guards_dropped, 6);
+    assert_eq!(published.graph_edits().softmax_nan_guards_dropped, 0);
+    assert_eq!(simplified.model_sha256(), published.model_sha256());
+    let corpus = flate2_free_gunzip(&Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/data/scifact/corpus.jsonl.gz"));
+    let mut texts: Vec<String> = corpus
+        .lines()
+        .take(12)
+        .map(|l| {
+            let doc: serde_json::Value = serde_json::from_str(l).unwrap();
+            // Cut to different lengths so that most rows of a batch are padded.
+            let words: Vec<&str> = doc["text"].as_str().unwrap().split_whitespace().collect();
+            words[..words.len().min(3 + 9 * (words.len() % 7))].join(" ")
+        })
+        .collect();
+    texts.push(String::new());
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    for kind in [TextKind::Passage, TextKind::Query] {
+        let a = simplified.encode_many(&refs, kind, 5).unwrap();
+        let b = published.encode_many(&refs, kind, 5).unwrap();
+        for (i, (u, v)) in a.iter().zip(&b).enumerate() {
+            let same = u.iter().zip(v).all(|(x, y)| x.to_bits() == y.to_bits());
+            assert!(same, "text {i} ({:?}): vectors differ", refs[i]);
+        }
+    }
+}
+
 #[test]
 fn missing_model_or_runtime_is_a_one_line_error() {
     let out = run_with_stdin(

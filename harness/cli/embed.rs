@@ -3,7 +3,7 @@ use std::io::{BufRead, Write};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use harness_retrieval::dense::{Encoder, TextKind};
+use harness_retrieval::dense::{Encoder, GraphForm, TextKind};
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -22,13 +22,18 @@ pub struct EmbedArgs {
     /// Print texts/s to standard error at the end.
     #[arg(long)]
     throughput: bool,
+    /// Run model.onnx as published, without the exact simplifications (the softmax NaN guards
+    /// dropped) that the default applies: for comparing the two; the vectors are the same.
+    #[arg(long)]
+    graph_as_published: bool,
 }
 
 pub fn run(args: EmbedArgs, root: Option<std::path::PathBuf>) -> Result<()> {
     let workspace = crate::workspace(root)?;
     let dir = if args.model == "minilm" { workspace.default_encoder() } else { args.model.clone().into() };
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let mut encoder = Encoder::load_with_runtime(&dir, threads, &workspace.onnxruntime)?;
+    let form = if args.graph_as_published { GraphForm::AsPublished } else { GraphForm::Simplified };
+    let mut encoder = Encoder::load_with_runtime_as(&dir, threads, &workspace.onnxruntime, form)?;
     let kind = if args.query { TextKind::Query } else { TextKind::Passage };
     let lines: Vec<String> = std::io::stdin().lock().lines().collect::<std::io::Result<_>>().context("reading stdin")?;
     let stdout = std::io::stdout();

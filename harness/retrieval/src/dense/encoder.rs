@@ -10,7 +10,19 @@ use ort::session::{Session, SessionInputValue};
 use ort::value::Tensor;
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use crate::error::{Result, RetrievalError};
+use crate::dense::graph::{drop_softmax_nan_guards, GraphEdits};
+use crate::error::{io_err, Result, RetrievalError};
+
+/// Which form of the model's ONNX graph ONNX Runtime runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum GraphForm {
+    /// With the exact simplifications of [`crate::dense::graph`] (the default: same outputs, bit
+    /// for bit, less work).
+    #[default]
+    Simplified,
+    /// The file as published.
+    AsPublished,
+}
 
 /// How token vectors become one text vector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -141,6 +153,7 @@ pub struct Encoder {
     uses_token_type_ids: bool,
     output_name: String,
     model_sha256: String,
+    graph_edits: GraphEdits,
 }
 
 fn ort_err(e: impl std::fmt::Display) -> RetrievalError {
@@ -157,6 +170,11 @@ impl Encoder {
     /// As [`Encoder::load`], on the ONNX Runtime library at `runtime` (the first library loaded
     /// serves the whole process).
     pub fn load_with_runtime(dir: &Path, threads: usize, runtime: &Path) -> Result<Self> {
+        Self::load_with_runtime_as(dir, threads, runtime, GraphForm::default())
+    }
+
+    /// As [`Encoder::load_with_runtime`], running the graph in the given form.
+    pub fn load_with_runtime_as(dir: &Path, threads: usize, runtime: &Path, form: GraphForm) -> Result<Self> {
         let model = dir.join("model.onnx");
         let tokenizer_file = dir.join("tokenizer.json");
         for f in [&model, &tokenizer_file] {
@@ -169,14 +187,21 @@ impl Encoder {
         }
         let spec = EncoderSpec::for_model_dir(dir)?;
         let env = environment(runtime)?;
+        let published = std::fs::read(&model).map_err(io_err(&model))?;
+        let model_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&published));
+        let (graph, graph_edits) = match form {
+            GraphForm::Simplified => drop_softmax_nan_guards(&published)
+                .map_err(|e| RetrievalError::Invalid(format!("{}: {e}", model.display())))?,
+            GraphForm::AsPublished => (published, GraphEdits::default()),
+        };
         let session = Session::builder(env)
             .map_err(ort_err)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(ort_err)?
             .with_intra_threads(threads.max(1))
             .map_err(ort_err)?
-            .commit_from_file(&model)
-            .map_err(ort_err)?;
+            .commit_from_memory(&graph)
+            .map_err(|e| RetrievalError::Invalid(format!("ONNX Runtime cannot load {}: {e}", model.display())))?;
         let mut tokenizer = Tokenizer::from_file(&tokenizer_file)
             .map_err(|e| RetrievalError::Invalid(format!("{}: {e}", tokenizer_file.display())))?;
         // The shipped MiniLM tokenizer pads and truncates to a fixed 128; batches are padded to
@@ -193,8 +218,7 @@ impl Encoder {
             .find(|n| n == "last_hidden_state")
             .or_else(|| session.outputs().first().map(|o| o.name().to_string()))
             .ok_or_else(|| RetrievalError::Invalid(format!("{} has no outputs", model.display())))?;
-        let model_sha256 = harness_core::io::sha256_file(&model)?;
-        Ok(Encoder { session, tokenizer, spec, uses_token_type_ids, output_name, model_sha256 })
+        Ok(Encoder { session, tokenizer, spec, uses_token_type_ids, output_name, model_sha256, graph_edits })
     }
 
     /// The spec in force.
@@ -202,9 +226,15 @@ impl Encoder {
         &self.spec
     }
 
-    /// sha256 of model.onnx (part of embedding cache keys).
+    /// sha256 of model.onnx as published (part of embedding cache keys: the simplified graph
+    /// gives the same vectors).
     pub fn model_sha256(&self) -> &str {
         &self.model_sha256
+    }
+
+    /// What was simplified in the graph ONNX Runtime runs.
+    pub fn graph_edits(&self) -> GraphEdits {
+        self.graph_edits
     }
 
     /// Encodes one batch; returns one vector per text.
@@ -228,6 +258,17 @@ impl Encoder {
         };
         let ids = flat(&|e| e.get_ids());
         let mask = flat(&|e| e.get_attention_mask());
+        // Without the softmax NaN guards, a text with no real token would get NaN token
+        // vectors (the published graph gives it finite ones). Mean pooling never reads them
+        // (it averages real tokens only, so such a text is the zero vector either way); CLS
+        // pooling would, so that case is refused.
+        if self.graph_edits.softmax_nan_guards_dropped > 0 && self.spec.pooling == Pooling::Cls {
+            if let Some(row) = (0..batch).find(|&b| mask[b * seq..(b + 1) * seq].iter().all(|&m| m == 0)) {
+                return Err(RetrievalError::Invalid(format!(
+                    "text {row} of the batch has no tokens after tokenization; CLS pooling has nothing to read"
+                )));
+            }
+        }
         let mut feed: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = vec![
             ("input_ids".into(), Tensor::from_array(([batch, seq], ids)).map_err(ort_err)?.into()),
             ("attention_mask".into(), Tensor::from_array(([batch, seq], mask.clone())).map_err(ort_err)?.into()),

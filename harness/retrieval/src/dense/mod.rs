@@ -1,6 +1,7 @@
 //! Dense retrieval: an ONNX encoder, a disk cache of passage embeddings, exact search by dot
 //! product and approximate search with HNSW (hnsw_rs).
 pub mod encoder;
+pub mod graph;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use hnsw_rs::hnswio::HnswIo;
 use hnsw_rs::prelude::DistDot;
 use sha2::{Digest, Sha256};
 
-pub use encoder::{Encoder, EncoderSpec, Pooling, TextKind};
+pub use encoder::{Encoder, EncoderSpec, GraphForm, Pooling, TextKind};
 
 use crate::error::{io_err, Result, RetrievalError};
 
