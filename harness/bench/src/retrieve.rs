@@ -207,6 +207,7 @@ pub fn retrieve(
                 details: serde_json::json!({
                     "name": if hnsw.is_some() { "hnsw" } else { "dense-exact" },
                     "model_dir": model, "model_sha256": encoder.model_sha256(), "encoder": encoder.spec(),
+                    "graph_edits": encoder.graph_edits(),
                     "hnsw": hnsw, "depth": depth, "dim": embeddings.dim, "embedding_cache": embeddings.dir,
                     "passages_encoded_now": embeddings.encoded_now, "encode_threads": encode_threads,
                 }),

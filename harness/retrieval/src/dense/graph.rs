@@ -15,8 +15,8 @@ use onnx_protobuf::{attribute_proto::AttributeType, Message, ModelProto};
 
 use crate::error::{Result, RetrievalError};
 
-/// What [`drop_softmax_nan_guards`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// What [`drop_softmax_nan_guards`] did (recorded in a dense run's metadata).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct GraphEdits {
     /// `Where(IsNaN(softmax), z, softmax)` guards removed.
     pub softmax_nan_guards_dropped: usize,
