@@ -24,7 +24,7 @@ for n in graph.node:
     cond, zero, probs = n.input
     guard, soft = producer.get(cond), producer.get(probs)
     if (guard is not None and guard.op_type == "IsNaN" and guard.input[0] == probs and soft is not None
-            and soft.op_type == "Softmax" and zero in scalars and uses[cond] == 1 and n.output[0] not in outputs):
+            and soft.op_type == "Softmax" and zero in scalars and uses[cond] == 1 and cond not in outputs and n.output[0] not in outputs):
         rename[n.output[0]] = probs
         dropped.update({n.name, guard.name})
 kept = [n for n in graph.node if n.name not in dropped]

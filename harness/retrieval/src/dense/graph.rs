@@ -69,6 +69,7 @@ pub fn drop_softmax_nan_guards(model_bytes: &[u8]) -> Result<(Vec<u8>, GraphEdit
             || !from_softmax
             || !scalar_constants.contains(zero)
             || consumers.get(condition) != Some(&1)
+            || graph_outputs.contains(condition)
             || graph_outputs.contains(node.output[0].as_str())
         {
             continue;
@@ -164,13 +165,14 @@ mod tests {
         // Not after a softmax.
         let mut nodes = guarded("p");
         nodes[0].op_type = "Relu".into();
-        // The guard's output is a graph output; the replacement has more dimensions; the
-        // condition is used elsewhere too.
+        // The guard's output or its condition is a graph output; the replacement has more
+        // dimensions; the condition is used elsewhere too.
         let mut shared = guarded("p");
         shared.push(node("Not", &["nan"], "other"));
         for (nodes, dims, outputs) in [
             (nodes, vec![], vec!["out"]),
             (guarded("p"), vec![], vec!["guarded"]),
+            (guarded("p"), vec![], vec!["out", "nan"]),
             (guarded("p"), vec![1, 1], vec!["out"]),
             (shared, vec![], vec!["out", "other"]),
         ] {
