@@ -1,4 +1,5 @@
-//! Dense retrieval on SciFact: passage encoding throughput (batch 32), and exact vs HNSW
+//! Dense retrieval on SciFact: passage encoding throughput (batch 32; on the simplified graph
+//! the encoder runs by default and on model.onnx as published), and exact vs HNSW
 //! search latency over the 5,183 MiniLM passage vectors; then the quality check: `harness eval`
 //! with MiniLM on SciFact test gives nDCG@10 within 0.01 of MTEB's 0.645, and HNSW at the
 //! default ef finds at least 99% of exact search's top 10. Needs `scripts/setup.sh` (model and
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use criterion::{criterion_group, Criterion, Throughput};
 use harness_datasets::beir::BeirDataset;
 use harness_datasets::Registry;
-use harness_retrieval::dense::{passage_embeddings, Encoder, HnswIndex, HnswParams, TextKind};
+use harness_retrieval::dense::{passage_embeddings, Encoder, GraphForm, HnswIndex, HnswParams, TextKind};
 
 fn model_dir() -> PathBuf {
     std::env::var_os("HARNESS_MODELS_DIR")
@@ -42,6 +43,13 @@ fn bench_dense(c: &mut Criterion) {
     group.bench_function("encode_64_passages_batch32_2threads", |b| {
         b.iter(|| black_box(encoder.encode_many(&sample, TextKind::Passage, 32).unwrap()))
     });
+    // The same on model.onnx as published (softmax NaN guards kept): what the graph edit saves.
+    let runtime = harness_retrieval::dense::encoder::default_ort_library();
+    let mut published = Encoder::load_with_runtime_as(&model_dir(), 2, &runtime, GraphForm::AsPublished).unwrap();
+    group.bench_function("encode_64_passages_batch32_2threads_graph_as_published", |b| {
+        b.iter(|| black_box(published.encode_many(&sample, TextKind::Passage, 32).unwrap()))
+    });
+    drop(published);
 
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache");
     let embeddings = passage_embeddings(&cache, &mut encoder, &checksum, &passages, 32).unwrap();
