@@ -89,6 +89,29 @@ fn simplified_graph_gives_the_published_graphs_vectors_bit_for_bit() {
     }
 }
 
+/// With CLS pooling, a text that tokenizes to nothing would read a NaN vector from the
+/// simplified graph: it is refused there, and encoded as before on the published graph. (The
+/// shipped tokenizer always adds [CLS] and [SEP]; this one has its post-processor removed.)
+#[test]
+fn cls_pooling_refuses_a_text_without_tokens_on_the_simplified_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(model_dir().join("model.onnx"), dir.path().join("model.onnx")).unwrap();
+    let mut tokenizer: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(model_dir().join("tokenizer.json")).unwrap()).unwrap();
+    tokenizer["post_processor"] = serde_json::Value::Null;
+    std::fs::write(dir.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    std::fs::write(dir.path().join(harness_retrieval::dense::encoder::SPEC_FILE), r#"{"pooling": "cls"}"#).unwrap();
+    let runtime = harness_retrieval::dense::encoder::default_ort_library();
+    use harness_retrieval::dense::{Encoder, GraphForm, TextKind};
+    let texts = ["a claim about proteins", ""];
+    let mut simplified = Encoder::load_with_runtime_as(dir.path(), 1, &runtime, GraphForm::Simplified).unwrap();
+    let err = simplified.encode(&texts, TextKind::Passage).unwrap_err().to_string();
+    assert!(err.contains("text 1") && err.contains("no tokens"), "{err}");
+    let mut published = Encoder::load_with_runtime_as(dir.path(), 1, &runtime, GraphForm::AsPublished).unwrap();
+    let vectors = published.encode(&texts, TextKind::Passage).unwrap();
+    assert!(vectors.iter().flatten().all(|x| x.is_finite()));
+}
+
 #[test]
 fn missing_model_or_runtime_is_a_one_line_error() {
     let out = run_with_stdin(
