@@ -190,7 +190,7 @@ impl Encoder {
         let published = std::fs::read(&model).map_err(io_err(&model))?;
         let model_sha256 = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&published));
         let (graph, graph_edits) = match form {
-            GraphForm::Simplified => drop_softmax_nan_guards(&published)
+            GraphForm::Simplified => drop_softmax_nan_guards(published)
                 .map_err(|e| RetrievalError::Invalid(format!("{}: {e}", model.display())))?,
             GraphForm::AsPublished => (published, GraphEdits::default()),
         };

@@ -24,12 +24,12 @@ pub struct GraphEdits {
 
 /// Removes every `Where(IsNaN(p), z, p)` whose `p` is a `Softmax` output and whose `z` is a
 /// one-element constant without extra dimensions, rewiring the guard's consumers to `p`.
-/// Returns the model unchanged (and zero edits) when there is none, or when the graph has
-/// subgraphs (whose outer-scope references this pass does not follow).
-pub fn drop_softmax_nan_guards(model_bytes: &[u8]) -> Result<(Vec<u8>, GraphEdits)> {
-    let mut model = ModelProto::parse_from_bytes(model_bytes)
+/// Returns the model's bytes as given (and zero edits) when there is none, or when the graph
+/// has subgraphs (whose outer-scope references this pass does not follow).
+pub fn drop_softmax_nan_guards(model_bytes: Vec<u8>) -> Result<(Vec<u8>, GraphEdits)> {
+    let mut model = ModelProto::parse_from_bytes(&model_bytes)
         .map_err(|e| RetrievalError::Invalid(format!("cannot parse the ONNX model: {e}")))?;
-    let unchanged = || Ok((model_bytes.to_vec(), GraphEdits::default()));
+    let unchanged = || Ok((model_bytes, GraphEdits::default()));
     let Some(graph) = model.graph.as_mut() else { return unchanged() };
     let has_subgraphs = graph.node.iter().flat_map(|n| &n.attribute).any(|a| {
         matches!(a.type_.enum_value(), Ok(AttributeType::GRAPH) | Ok(AttributeType::GRAPHS)) || a.g.is_some() || !a.graphs.is_empty()
@@ -94,7 +94,7 @@ pub fn drop_softmax_nan_guards(model_bytes: &[u8]) -> Result<(Vec<u8>, GraphEdit
         }
     }
     graph.value_info.retain(|v| !removed.contains(&v.name));
-    let edits = GraphEdits { softmax_nan_guards_dropped: drop.len() / 2 };
+    let edits = GraphEdits { softmax_nan_guards_dropped: rename.len() };
     let bytes = model
         .write_to_bytes()
         .map_err(|e| RetrievalError::Invalid(format!("cannot write the simplified ONNX model: {e}")))?;
@@ -151,7 +151,7 @@ mod tests {
 
     #[test]
     fn a_softmax_guard_is_dropped_and_its_consumer_rewired() {
-        let (bytes, edits) = drop_softmax_nan_guards(&model(guarded("p"), vec![], &["out"])).unwrap();
+        let (bytes, edits) = drop_softmax_nan_guards(model(guarded("p"), vec![], &["out"])).unwrap();
         assert_eq!(edits.softmax_nan_guards_dropped, 1);
         let m = ModelProto::parse_from_bytes(&bytes).unwrap();
         let ops: Vec<&str> = m.graph.node.iter().map(|n| n.op_type.as_str()).collect();
@@ -177,7 +177,7 @@ mod tests {
             (shared, vec![], vec!["out", "other"]),
         ] {
             let bytes = model(nodes, dims, &outputs);
-            let (out, edits) = drop_softmax_nan_guards(&bytes).unwrap();
+            let (out, edits) = drop_softmax_nan_guards(bytes.clone()).unwrap();
             assert_eq!(edits.softmax_nan_guards_dropped, 0);
             assert_eq!(out, bytes);
         }
@@ -185,6 +185,6 @@ mod tests {
 
     #[test]
     fn a_damaged_model_is_an_error() {
-        assert!(drop_softmax_nan_guards(b"\xff\xff\xff not protobuf").is_err());
+        assert!(drop_softmax_nan_guards(b"\xff\xff\xff not protobuf".to_vec()).is_err());
     }
 }
