@@ -415,31 +415,40 @@ impl CausalLm {
         cache: &mut KvCache,
         packed: Option<&PackedWeights>,
     ) -> Tensor {
-        let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
-        // Packed weights serve only the row count they were packed for (the decoding steps);
-        // the prompt pass and shrunken batches take the model's own projections.
-        let packed = packed.filter(|p| p.batch == b * t);
-        if cache.layers.is_empty() {
-            cache.layers = (0..self.layers.len()).map(|_| None).collect();
-        }
-        let past = cache.len();
-        let mut x = Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
-        let pass = self.pass_context(positions, key_mask, x.kind(), b, t, past);
-        for i in 0..self.layers.len() {
-            x = self.layer_forward(i, &x, &pass, Some(&mut *cache), packed.map(|p| &p.layers[i]));
-        }
-        cache.len = past + t;
-        self.norm.forward(&x)
+        self.run_layers(input_ids, positions, key_mask, Some(cache), packed)
     }
 
     /// Hidden states after the final norm of whole sequences, keeping no cache (training and
     /// scoring passes): `key_mask` `[B, T]`, or `None` without padding.
     pub fn hidden_full(&self, input_ids: &Tensor, positions: &Tensor, key_mask: Option<&Tensor>) -> Tensor {
+        self.run_layers(input_ids, positions, key_mask, None, None)
+    }
+
+    /// Embedding, every layer and the final norm; with a cache, after its positions and
+    /// appending to it.
+    fn run_layers(
+        &self,
+        input_ids: &Tensor,
+        positions: &Tensor,
+        key_mask: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        packed: Option<&PackedWeights>,
+    ) -> Tensor {
         let (b, t) = input_ids.size2().expect("input_ids is [batch, time]");
+        // Packed weights serve only the row count they were packed for (the decoding steps);
+        // the prompt pass and shrunken batches take the model's own projections.
+        let packed = packed.filter(|p| p.batch == b * t);
+        if let Some(cache) = cache.as_deref_mut().filter(|c| c.layers.is_empty()) {
+            cache.layers = (0..self.layers.len()).map(|_| None).collect();
+        }
+        let past = cache.as_deref().map_or(0, KvCache::len);
         let mut x = Tensor::embedding(&self.embed_tokens, input_ids, -1, false, false);
-        let pass = self.pass_context(positions, key_mask, x.kind(), b, t, 0);
+        let pass = self.pass_context(positions, key_mask, x.kind(), b, t, past);
         for i in 0..self.layers.len() {
-            x = self.layer_forward(i, &x, &pass, None, None);
+            x = self.layer_forward(i, &x, &pass, cache.as_deref_mut(), packed.map(|p| &p.layers[i]));
+        }
+        if let Some(cache) = cache {
+            cache.len = past + t;
         }
         self.norm.forward(&x)
     }
